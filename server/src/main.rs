@@ -1,1 +1,51 @@
-fn main() {}
+//! `dsync`: a distributed synchronization service (locks, queues, a coherent
+//! cache) kept consistent by Raft. One binary: `dsync serve` runs a node,
+//! `dsync cluster` runs a local three-node cluster.
+//!
+//! Modules: [`config`] (settings), [`serve`] (one node), [`api`] (HTTP
+//! routes), [`metrics`], [`logging`], [`local_cluster`] (`dsync cluster`).
+
+mod api;
+mod config;
+mod local_cluster;
+mod logging;
+mod metrics;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Command line of the `dsync` binary.
+#[derive(Parser)]
+#[command(
+    name = "dsync",
+    version,
+    about = "Distributed locks, queues and a coherent cache over Raft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run one node (configured by environment variables or flags).
+    Serve(config::ServeArgs),
+    /// Run a local cluster of nodes on 127.0.0.1 as child processes.
+    Cluster(local_cluster::ClusterArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Serve(args) => serve::run(args).await,
+        Commands::Cluster(args) => local_cluster::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dsync: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

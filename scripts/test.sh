@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; CI runs exactly this).
+# Checks formatting and lints, builds the dsync binary the cluster tests run
+# as real processes, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rustfmt and clippy ship with the toolchain; add them if this one lacks them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build the dsync binary for the cluster tests"
+cargo build -p dsync-server --bin dsync
+
+echo "== cargo test"
+cargo test --workspace --no-fail-fast -- "$@"

@@ -1,0 +1,84 @@
+//! The public HTTP API (the contract in `shared/API.md`): one module per
+//! section, all handlers thin: parse and validate, call the engine, shape the
+//! JSON answer.
+
+mod cluster;
+pub mod error;
+mod extract;
+mod metrics;
+mod raft;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use dsync_engine::Node;
+
+use crate::metrics::{track_http, Metrics};
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The Raft member this server fronts.
+    pub node: Arc<Node>,
+    /// Metric families.
+    pub metrics: Arc<Metrics>,
+    /// Largest `data`/message/value, in encoded JSON bytes.
+    pub max_value_bytes: usize,
+}
+
+/// Room for the fields around a maximal value in a request body.
+const BODY_OVERHEAD_BYTES: usize = 64 << 10;
+
+/// Longest name (resource, owner, queue, key, node id) in bytes.
+pub const NAME_BYTES_MAX: usize = 256;
+
+/// The whole application: public routes, `/internal/` routes, fallbacks.
+pub fn router(state: AppState, enable_metrics: bool) -> Router {
+    let mut public = Router::new()
+        .route("/health", get(raft::health))
+        .route("/raft/leader", get(raft::leader))
+        .route("/raft/log", get(raft::log))
+        .route("/raft/append", post(raft::append))
+        .route("/raft/heartbeat", post(raft::heartbeat))
+        .route("/cluster", get(cluster::show))
+        .route("/cluster/add", post(cluster::add))
+        .route("/cluster/remove", post(cluster::remove));
+    if enable_metrics {
+        public = public.route("/metrics", get(metrics::show));
+    }
+    let public = public
+        .layer(DefaultBodyLimit::max(
+            state.max_value_bytes + BODY_OVERHEAD_BYTES,
+        ))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .with_state(state.clone());
+    public
+        .merge(dsync_engine::rpc::router(state.node.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            track_http,
+        ))
+}
+
+/// Unknown routes, and known routes with the wrong method, are `not_found`.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {method} {}", uri.path()))
+}
+
+/// Checks a name (resource, owner, queue, key, node id) against the contract.
+pub fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!("{field} must not be empty")));
+    }
+    if value.len() > NAME_BYTES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "{field} is {} bytes; the limit is {NAME_BYTES_MAX}",
+            value.len()
+        )));
+    }
+    Ok(())
+}

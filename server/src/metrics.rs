@@ -1,0 +1,231 @@
+//! Prometheus metrics of a node, served by `/metrics` as Prometheus text or
+//! JSON (the same families either way).
+//!
+//! Counters and histograms are updated where things happen (the HTTP layer,
+//! the leader watcher); Raft gauges are read from openraft's metrics at
+//! scrape time, so they are never stale. `process_*` families come from the
+//! prometheus crate's process collector in its default registry.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use dsync_engine::{node_name, Node, Role, Status};
+use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use serde_json::{json, Map, Value};
+
+/// Every metric family of dsync (names get the `dsync_` prefix).
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    leader_changes: IntCounter,
+    raft_term: IntGauge,
+    raft_commit_index: IntGauge,
+    raft_applied_index: IntGauge,
+    raft_last_log_index: IntGauge,
+    raft_snapshot_index: IntGauge,
+    raft_is_leader: IntGauge,
+    raft_replication_lag: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new_custom(Some("dsync".into()), None)?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let metrics = Metrics {
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by route, method and status",
+                ),
+                &["route", "method", "status"],
+            )?,
+            http_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by route",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
+                &["route"],
+            )?,
+            leader_changes: IntCounter::new(
+                "raft_leader_changes_total",
+                "Times this node saw a new leader",
+            )?,
+            raft_replication_lag: IntGaugeVec::new(
+                Opts::new(
+                    "raft_replication_lag_entries",
+                    "Entries the leader has that a follower lacks",
+                ),
+                &["peer"],
+            )?,
+            raft_term: gauge("raft_term", "Current Raft term")?,
+            raft_commit_index: gauge("raft_commit_index", "Highest log index known committed")?,
+            raft_applied_index: gauge("raft_applied_index", "Highest log index applied")?,
+            raft_last_log_index: gauge("raft_last_log_index", "Highest log index stored")?,
+            raft_snapshot_index: gauge(
+                "raft_snapshot_index",
+                "Log index covered by the latest snapshot",
+            )?,
+            raft_is_leader: gauge("raft_is_leader", "1 if this node is the leader")?,
+            registry,
+        };
+        metrics
+            .registry
+            .register(Box::new(metrics.http_requests.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.http_latency.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.leader_changes.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.raft_replication_lag.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Counts a leader change seen by this node.
+    pub fn leader_changed(&self) {
+        self.leader_changes.inc();
+    }
+
+    /// Refreshes the Raft gauges from `node` (called at scrape time).
+    fn refresh(&self, node: &Node, status: &Status) {
+        let gauge = |g: &IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&self.raft_term, status.term);
+        gauge(&self.raft_commit_index, status.commit_index);
+        gauge(&self.raft_applied_index, status.applied_index);
+        gauge(&self.raft_last_log_index, status.last_log_index);
+        gauge(
+            &self.raft_snapshot_index,
+            status.snapshot_index.unwrap_or(0),
+        );
+        self.raft_is_leader
+            .set(i64::from(status.role == Role::Leader));
+        self.raft_replication_lag.reset();
+        let metrics = node.metrics().borrow().clone();
+        for (peer, matched) in metrics.replication.iter().flatten() {
+            let lag = status
+                .last_log_index
+                .saturating_sub(matched.map_or(0, |m| m.index));
+            gauge(
+                &self
+                    .raft_replication_lag
+                    .with_label_values(&[&node_name(*peer)]),
+                lag,
+            );
+        }
+    }
+
+    fn gather(&self, node: &Node, status: &Status) -> Vec<MetricFamily> {
+        self.refresh(node, status);
+        let mut families = self.registry.gather();
+        families.extend(prometheus::gather());
+        families
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn prometheus_text(&self, node: &Node) -> String {
+        let families = self.gather(node, &node.status());
+        let mut text = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut text) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// The JSON form: this node's Raft status plus every family by name.
+    pub fn json(&self, node: &Node) -> Value {
+        let status = node.status();
+        let families: Map<String, Value> = self
+            .gather(node, &status)
+            .iter()
+            .map(|f| (f.name().to_string(), family_json(f)))
+            .collect();
+        json!({
+            "node_id": status.node_id,
+            "raft": {
+                "role": status.role,
+                "term": status.term,
+                "leader": status.leader,
+                "last_log_index": status.last_log_index,
+                "commit_index": status.commit_index,
+                "applied_index": status.applied_index,
+                "snapshot_index": status.snapshot_index,
+                "purged_index": status.purged_index,
+                "millis_since_quorum_ack": status.millis_since_quorum_ack,
+                "leader_changes": self.leader_changes.get(),
+            },
+            "metrics": families,
+        })
+    }
+}
+
+/// One family as JSON: a number when it has a single unlabeled sample,
+/// otherwise a list of `{labels..., value}` (histograms give count and sum).
+fn family_json(family: &MetricFamily) -> Value {
+    let samples: Vec<Value> = family
+        .get_metric()
+        .iter()
+        .map(|m| {
+            let mut sample: Map<String, Value> = m
+                .label
+                .iter()
+                .map(|l| (l.name().to_string(), json!(l.value())))
+                .collect();
+            match family.type_() {
+                MetricType::COUNTER => sample.insert("value".into(), json!(m.counter.value())),
+                MetricType::GAUGE => sample.insert("value".into(), json!(m.gauge.value())),
+                MetricType::HISTOGRAM => {
+                    sample.insert("count".into(), json!(m.histogram.sample_count()));
+                    sample.insert("sum".into(), json!(m.histogram.sample_sum()))
+                }
+                _ => None,
+            };
+            Value::Object(sample)
+        })
+        .collect();
+    match samples.as_slice() {
+        [Value::Object(only)] if only.len() == 1 && only.contains_key("value") => {
+            only["value"].clone()
+        }
+        _ => Value::Array(samples),
+    }
+}
+
+/// axum middleware counting every request by matched route, method and
+/// status, and timing it.
+pub async fn track_http(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .http_latency
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, response.status().as_str()])
+        .inc();
+    response
+}

@@ -1,0 +1,90 @@
+//! `dsync serve`: runs one node until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsync_engine::{node_name, Node};
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::ServeArgs;
+use crate::logging;
+use crate::metrics::Metrics;
+
+/// How long in-flight requests may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts the node described by `args` and serves HTTP until a signal.
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let _log_guards = logging::init(&args.node_id, &args.log_level, args.log_dir.as_deref())?;
+    let config = args.engine_config()?;
+    let listener = TcpListener::bind((args.listen_addr.as_str(), args.http_port))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}:{}: {e}",
+                args.listen_addr, args.http_port
+            )
+        })?;
+    tracing::info!(node = %args.node_id, data_dir = %config.data_dir.display(), peers = ?config.peers, "starting");
+    let node = Node::start(config).await?;
+    let metrics = Arc::new(Metrics::new()?);
+    tokio::spawn(watch_leader(node.clone(), metrics.clone()));
+
+    let state = AppState {
+        node: node.clone(),
+        metrics,
+        max_value_bytes: args.max_value_bytes,
+    };
+    let app = api::router(state, args.enable_metrics);
+    tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        stop_rx.await.ok();
+    });
+    let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Logs and counts every change of leader this node observes.
+async fn watch_leader(node: Arc<Node>, metrics: Arc<Metrics>) {
+    let mut updates = node.metrics();
+    let mut last = updates.borrow().current_leader;
+    while updates.changed().await.is_ok() {
+        let (leader, term) = {
+            let m = updates.borrow();
+            (m.current_leader, m.current_term)
+        };
+        if leader != last {
+            if let Some(id) = leader {
+                metrics.leader_changed();
+                tracing::info!(leader = %node_name(id), term, "leader changed");
+            }
+            last = leader;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+            drop(tokio::signal::ctrl_c().await);
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
