@@ -231,10 +231,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let (first_id, last_id) = (first.log_id, last.log_id);
         let expected = self.wal.next_index();
-        if first_id.index != expected {
+        // The log must stay free of holes.
+        if first_id.index > expected && self.wal.first_index() == expected {
+            // An empty log may start anywhere: move its start to this entry.
+            let (wal, start) = (self.wal.clone(), first_id.index);
+            run_blocking(move || wal.purge(start - 1).map_err(io::Error::other))
+                .await
+                .map_err(|e| StorageIOError::write_log_entry(first_id, &e))?;
+        } else if first_id.index != expected {
             let e = io::Error::other(format!(
-                "log hole: append at {} but next index is {expected}",
-                first_id.index
+                "log hole: append at {} but the log holds [{}, {expected})",
+                first_id.index,
+                self.wal.first_index()
             ));
             return Err(StorageIOError::write_log_entry(first_id, &e).into());
         }
