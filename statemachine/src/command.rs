@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lock::{AcquireOutcome, AcquireRequest};
+
 /// One application entry of the Raft log: a command plus the leader's clock.
 ///
 /// The leader stamps `time_ms` when it proposes the entry; followers never
@@ -24,6 +26,25 @@ pub enum Command {
         /// Compact JSON text of the appended value.
         data: String,
     },
+    /// Acquire a lock, or queue for it (`POST /locks/acquire`).
+    LockAcquire(AcquireRequest),
+    /// Release a lock (`POST /locks/release`).
+    LockRelease {
+        /// The lock's name.
+        resource: String,
+        /// Its holder.
+        owner: String,
+    },
+    /// Extend every lease of an owner (`POST /locks/renew`).
+    LockRenew {
+        /// The owner whose leases are extended.
+        owner: String,
+        /// New lease length from now.
+        ttl_ms: u64,
+    },
+    /// Carries only the leader's time: proposed when a lease or a wait is
+    /// due, so expiries happen even when no client sends anything.
+    Tick,
 }
 
 impl Command {
@@ -34,6 +55,16 @@ impl Command {
     pub fn summary(&self) -> String {
         let text = match self {
             Command::Append { data } => format!("append {data}"),
+            Command::LockAcquire(r) => {
+                let mode = match r.mode {
+                    crate::lock::LockMode::Shared => "shared",
+                    crate::lock::LockMode::Exclusive => "exclusive",
+                };
+                format!("lock.acquire {} by {} {mode} ttl={}ms wait={}ms", r.resource, r.owner, r.ttl_ms, r.wait_ms)
+            }
+            Command::LockRelease { resource, owner } => format!("lock.release {resource} by {owner}"),
+            Command::LockRenew { owner, ttl_ms } => format!("lock.renew {owner} ttl={ttl_ms}ms"),
+            Command::Tick => "tick".to_string(),
         };
         shorten(&text, Self::SUMMARY_CHARS_MAX)
     }
@@ -47,7 +78,19 @@ pub enum Response {
         /// Application entries applied so far, this one included.
         total: u64,
     },
-    /// Entries without a client (blank and membership entries) answer this.
+    /// The outcome of a [`Command::LockAcquire`].
+    LockAcquired(AcquireOutcome),
+    /// Whether a [`Command::LockRelease`] released a hold.
+    LockReleased {
+        /// False if the owner did not hold the lock.
+        released: bool,
+    },
+    /// How many leases a [`Command::LockRenew`] extended.
+    LockRenewed {
+        /// Number of holds renewed.
+        renewed: u64,
+    },
+    /// Entries without a result (ticks, blank and membership entries).
     Empty,
 }
 
@@ -65,9 +108,7 @@ mod tests {
 
     #[test]
     fn summary_is_short_for_long_data() {
-        let command = Command::Append {
-            data: format!("\"{}\"", "é".repeat(500)),
-        };
+        let command = Command::Append { data: format!("\"{}\"", "é".repeat(500)) };
         let summary = command.summary();
         assert_eq!(summary.chars().count(), Command::SUMMARY_CHARS_MAX + 1);
         assert!(summary.starts_with("append \"é"));
@@ -76,9 +117,7 @@ mod tests {
 
     #[test]
     fn summary_keeps_short_data_whole() {
-        let command = Command::Append {
-            data: "{\"a\":1}".into(),
-        };
+        let command = Command::Append { data: "{\"a\":1}".into() };
         assert_eq!(command.summary(), "append {\"a\":1}");
     }
 }

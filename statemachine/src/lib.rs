@@ -10,13 +10,19 @@
 //!   applying it answers ([`Response`]).
 //! - [`state`]: the replicated state ([`State`]) and its `apply` function.
 //! - [`append`]: opaque application entries of `POST /raft/append`.
+//! - [`lock`]: the lock table (shared/exclusive, fair, leased, fenced,
+//!   deadlock-detecting).
+//! - [`event`]: what an applied entry changed, as plain data.
 //!
 //! Locks, queues and the cache directory join [`State`] as further modules with
 //! the same shape: a `Command` variant, an `apply` arm, a snapshot-able struct.
 
 pub mod append;
 pub mod command;
+pub mod event;
+pub mod lock;
 pub mod state;
 
 pub use command::{Command, Request, Response};
-pub use state::{SnapshotError, State};
+pub use event::Event;
+pub use state::{Output, SnapshotError, State};

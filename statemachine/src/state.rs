@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::append::AppendLog;
 use crate::command::{Command, Request, Response};
+use crate::event::Event;
+use crate::lock::{Ctx, LockTable};
 
 /// Version tag in front of every snapshot, so a future format can be told apart.
 const SNAPSHOT_FORMAT_VERSION: u8 = 1;
@@ -16,6 +18,18 @@ pub struct State {
     pub now_ms: u64,
     /// Opaque application entries.
     pub appends: AppendLog,
+    /// Distributed locks.
+    pub locks: LockTable,
+}
+
+/// What applying one entry produced: the answer for the proposing client
+/// and the events every replica emits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The proposer's answer.
+    pub response: Response,
+    /// What changed, in order.
+    pub events: Vec<Event>,
 }
 
 /// A snapshot that cannot be decoded.
@@ -31,14 +45,32 @@ pub enum SnapshotError {
 
 impl State {
     /// Applies the committed entry at log `index`. Deterministic: the result
-    /// depends only on `self`, `index` and `request`.
-    pub fn apply(&mut self, index: u64, request: &Request) -> Response {
+    /// depends only on `self`, `index` and `request`. Every entry first lets
+    /// time pass (expiring leases and waits that are due), then runs its
+    /// command.
+    pub fn apply(&mut self, index: u64, request: &Request) -> Output {
         self.now_ms = self.now_ms.max(request.time_ms);
-        match &request.command {
-            Command::Append { .. } => Response::Appended {
-                total: self.appends.apply(index),
-            },
-        }
+        let ctx = Ctx { index, now_ms: self.now_ms };
+        let mut events = Vec::new();
+        self.locks.expire(ctx, &mut events);
+        let response = match &request.command {
+            Command::Append { .. } => Response::Appended { total: self.appends.apply(index) },
+            Command::LockAcquire(acquire) => Response::LockAcquired(self.locks.acquire(ctx, acquire, &mut events)),
+            Command::LockRelease { resource, owner } => {
+                Response::LockReleased { released: self.locks.release(ctx, resource, owner, &mut events) }
+            }
+            Command::LockRenew { owner, ttl_ms } => {
+                Response::LockRenewed { renewed: self.locks.renew(ctx, owner, *ttl_ms) }
+            }
+            Command::Tick => Response::Empty,
+        };
+        Output { response, events }
+    }
+
+    /// The earliest time at which something expires, so the leader can
+    /// propose a [`Command::Tick`] then.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.locks.next_deadline_ms()
     }
 
     /// Encodes the whole state for a snapshot (version byte, then JSON).
@@ -67,17 +99,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn append(time_ms: u64) -> Request {
-        Request {
-            time_ms,
-            command: Command::Append { data: "1".into() },
-        }
+        Request { time_ms, command: Command::Append { data: "1".into() } }
     }
 
     #[test]
     fn appends_are_counted_in_order() {
         let mut state = State::default();
-        assert_eq!(state.apply(3, &append(10)), Response::Appended { total: 1 });
-        assert_eq!(state.apply(4, &append(11)), Response::Appended { total: 2 });
+        assert_eq!(state.apply(3, &append(10)).response, Response::Appended { total: 1 });
+        assert_eq!(state.apply(4, &append(11)).response, Response::Appended { total: 2 });
         assert_eq!(state.appends.last_index, Some(4));
     }
 
@@ -91,14 +120,8 @@ mod tests {
 
     #[test]
     fn snapshot_rejects_unknown_version_and_garbage() {
-        assert!(matches!(
-            State::from_snapshot(&[9, 1, 2]),
-            Err(SnapshotError::Version(9))
-        ));
-        assert!(matches!(
-            State::from_snapshot(&[1, b'x']),
-            Err(SnapshotError::Malformed(_))
-        ));
+        assert!(matches!(State::from_snapshot(&[9, 1, 2]), Err(SnapshotError::Version(9))));
+        assert!(matches!(State::from_snapshot(&[1, b'x']), Err(SnapshotError::Malformed(_))));
         assert!(State::from_snapshot(&[]).is_err());
     }
 

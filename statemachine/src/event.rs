@@ -1,0 +1,65 @@
+//! Events: what applying an entry changed, as plain data.
+//!
+//! Every replica emits the same events for the same entry. The engine
+//! broadcasts them to waiting HTTP handlers (a blocked lock acquire learns it
+//! was granted) and, later, to `/events` subscribers and Redis pub/sub.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lock::LockMode;
+
+/// Something that happened when an entry was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// `owner` now holds `resource` (immediately or after waiting).
+    #[serde(rename = "lock.granted")]
+    LockGranted {
+        /// The lock's name.
+        resource: String,
+        /// The new holder.
+        owner: String,
+        /// Shared or exclusive.
+        mode: LockMode,
+        /// Strictly greater than every earlier grant's token, of any resource.
+        fencing_token: u64,
+        /// When the lease runs out unless renewed.
+        expires_at_ms: u64,
+    },
+    /// `owner` released `resource` (or was aborted as a deadlock victim).
+    #[serde(rename = "lock.released")]
+    LockReleased {
+        /// The lock's name.
+        resource: String,
+        /// The former holder.
+        owner: String,
+    },
+    /// `owner`'s lease on `resource` ran out and the cluster released it.
+    #[serde(rename = "lock.expired")]
+    LockExpired {
+        /// The lock's name.
+        resource: String,
+        /// The former holder.
+        owner: String,
+    },
+    /// `owner` stopped waiting for `resource`: its `wait_ms` ran out.
+    #[serde(rename = "lock.wait_timed_out")]
+    LockWaitTimedOut {
+        /// The lock's name.
+        resource: String,
+        /// The former waiter.
+        owner: String,
+    },
+    /// A wait closed a cycle in the wait-for graph; `victim` (the youngest
+    /// owner in it) was aborted: its pending request on `resource` failed and
+    /// every lock it held was released.
+    #[serde(rename = "lock.deadlock")]
+    LockDeadlock {
+        /// The aborted owner.
+        victim: String,
+        /// The resource the victim was waiting for.
+        resource: String,
+        /// The owners of the cycle, starting with the waiter whose request closed it.
+        cycle: Vec<String>,
+    },
+}
