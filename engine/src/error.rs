@@ -34,9 +34,6 @@ pub enum EngineError {
 impl EngineError {
     /// An [`EngineError::Unavailable`] with a reason.
     pub fn unavailable(reason: impl Into<String>, leader: Option<NodeId>) -> EngineError {
-        EngineError::Unavailable {
-            reason: reason.into(),
-            leader,
-        }
+        EngineError::Unavailable { reason: reason.into(), leader }
     }
 }

@@ -63,10 +63,7 @@ impl LogStore {
         let meta: RaftMeta = meta_file.load()?.unwrap_or_default();
         if let Some(purged) = meta.last_purged {
             if wal.first_index() <= purged.index {
-                tracing::info!(
-                    upto = purged.index,
-                    "finishing a purge interrupted by a crash"
-                );
+                tracing::info!(upto = purged.index, "finishing a purge interrupted by a crash");
                 wal.purge(purged.index).map_err(io::Error::other)?;
             }
         }
@@ -86,9 +83,7 @@ impl LogStore {
 
     /// A reader sharing this log's WAL.
     pub fn reader(&self) -> LogReader {
-        LogReader {
-            wal: self.wal.clone(),
-        }
+        LogReader { wal: self.wal.clone() }
     }
 
     /// The commit index as last reported by Raft (shared counter).
@@ -117,10 +112,7 @@ impl LogReader {
     /// Entries with index in `[from, until)` that are still in the log.
     pub fn entries(&self, from: u64, until: u64) -> Result<Vec<Entry>, StorageError> {
         let records = self.wal.read_range(from..until).map_err(read_error)?;
-        records
-            .iter()
-            .map(|r| codec::decode(r).map_err(read_error))
-            .collect()
+        records.iter().map(|r| codec::decode(r).map_err(read_error)).collect()
     }
 
     /// One entry, if it is still in the log.
@@ -171,10 +163,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        Ok(LogState {
-            last_purged_log_id: self.meta.last_purged,
-            last_log_id: self.last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: self.meta.last_purged, last_log_id: self.last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> LogReader {
@@ -183,9 +172,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         self.meta.vote = Some(*vote);
-        self.store_meta()
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        self.store_meta().await.map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -199,27 +186,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A hint only (see module docs): a lost write delays re-applying
         // after a restart until the leader repeats the commit index.
         let file = self.committed_file.clone();
-        run_blocking(move || file.store(&committed))
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+        run_blocking(move || file.store(&committed)).await.map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let committed: Option<LogId> = self
-            .committed_file
-            .load()
-            .map_err(|e| StorageIOError::read(&e))?
-            .flatten();
+        let committed: Option<LogId> = self.committed_file.load().map_err(|e| StorageIOError::read(&e))?.flatten();
         // The hint is written after the entries it names were fsynced, so it
         // never exceeds the log; the filter keeps a damaged hint from doing so.
         Ok(committed.filter(|c| Some(c.index) <= self.last_log_id.map(|l| l.index)))
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -253,8 +230,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::write_log_entry(first_id, &e))?;
 
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.wal
-            .append_with(records, Box::new(move |result| drop(tx.send(result))));
+        self.wal.append_with(records, Box::new(move |result| drop(tx.send(result))));
         let result = rx.await.unwrap_or(Err(WalError::Closed));
         match result {
             Ok(_) => {
@@ -281,9 +257,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.meta.last_purged = Some(log_id);
-        self.store_meta()
-            .await
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.store_meta().await.map_err(|e| StorageIOError::write_logs(&e))?;
         let wal = self.wal.clone();
         run_blocking(move || wal.purge(log_id.index).map_err(io::Error::other))
             .await
@@ -297,9 +271,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 /// Runs blocking file I/O off the async worker threads.
 async fn run_blocking<F: FnOnce() -> io::Result<()> + Send + 'static>(f: F) -> io::Result<()> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e)))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 fn read_error(e: impl std::error::Error + 'static) -> StorageError {

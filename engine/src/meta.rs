@@ -34,10 +34,7 @@ pub struct MetaFile {
 impl MetaFile {
     /// A metadata file at `path` (created on first write).
     pub fn new(path: impl Into<PathBuf>, durability: Durability) -> MetaFile {
-        MetaFile {
-            path: path.into(),
-            durability,
-        }
+        MetaFile { path: path.into(), durability }
     }
 
     /// Reads the value; `None` if the file does not exist. A checksum or
@@ -55,10 +52,9 @@ impl MetaFile {
                 tracing::warn!(path = %self.path.display(), %reason, "ignoring unreadable hint file");
                 Ok(None)
             }
-            Err(reason) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {reason}", self.path.display()),
-            )),
+            Err(reason) => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: {reason}", self.path.display())))
+            }
         }
     }
 
@@ -69,11 +65,7 @@ impl MetaFile {
         bytes.extend_from_slice(&payload);
 
         let tmp = self.path.with_extension("tmp");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         file.write_all(&bytes)?;
         if self.durability == Durability::Synced {
             file.sync_all()?;
@@ -92,9 +84,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn decode_checked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (crc, payload) = bytes
-        .split_at_checked(4)
-        .ok_or("file shorter than its checksum")?;
+    let (crc, payload) = bytes.split_at_checked(4).ok_or("file shorter than its checksum")?;
     let expected = u32::from_le_bytes(crc.try_into().map_err(|_| "bad checksum field")?);
     if crc32fast::hash(payload) != expected {
         return Err("checksum mismatch".into());

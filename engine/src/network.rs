@@ -7,13 +7,11 @@
 
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -53,14 +51,10 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         .await
         .map_err(|e| classify(e, timeout))?;
     if !reply.status().is_success() {
-        return Err(TransportError::Failed(format!(
-            "{url} answered {}",
-            reply.status()
-        )));
+        return Err(TransportError::Failed(format!("{url} answered {}", reply.status())));
     }
     let bytes = reply.bytes().await.map_err(|e| classify(e, timeout))?;
-    codec::decode(&bytes)
-        .map_err(|e| TransportError::Failed(format!("undecodable reply from {url}: {e}")))
+    codec::decode(&bytes).map_err(|e| TransportError::Failed(format!("undecodable reply from {url}: {e}")))
 }
 
 fn classify(e: reqwest::Error, timeout: Duration) -> TransportError {
@@ -91,11 +85,7 @@ impl NetworkFactory {
             .tcp_nodelay(true)
             .build()
             .expect("a plain HTTP client always builds");
-        NetworkFactory {
-            client,
-            group,
-            source,
-        }
+        NetworkFactory { client, group, source }
     }
 }
 
@@ -107,11 +97,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             client: self.client.clone(),
             source: self.source,
             target,
-            base: format!(
-                "{}/internal/raft/{}",
-                node.addr.trim_end_matches('/'),
-                self.group
-            ),
+            base: format!("{}/internal/raft/{}", node.addr.trim_end_matches('/'), self.group),
         }
     }
 }
@@ -143,18 +129,13 @@ impl PeerClient {
         };
         let url = format!("{}/{rpc}", self.base);
         let reply: Result<Resp, RaftError<NodeId, E>> =
-            call(&self.client, &url, request, option.hard_ttl())
-                .await
-                .map_err(|e| match e {
-                    TransportError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
-                    TransportError::Timeout(timeout) => RPCError::Timeout(Timeout {
-                        action,
-                        id: self.source,
-                        target: self.target,
-                        timeout,
-                    }),
-                    TransportError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
-                })?;
+            call(&self.client, &url, request, option.hard_ttl()).await.map_err(|e| match e {
+                TransportError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+                TransportError::Timeout(timeout) => {
+                    RPCError::Timeout(Timeout { action, id: self.source, target: self.target, timeout })
+                }
+                TransportError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
+            })?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -172,10 +153,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
         self.rpc(RPCTypes::InstallSnapshot, &rpc, &option).await
     }
 

@@ -13,17 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dsync_statemachine::{Command, Request, Response};
+use dsync_statemachine::{Command, Request, Response, State};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::forward::{ForwardRequest, ForwardResponse};
 use crate::log_store::{LogReader, LogStore};
 use crate::network::{self, NetworkFactory, TransportError};
-use crate::sm_store::{SharedApplied, StateMachineStore};
+use crate::sm_store::{EventRecord, SharedApplied, StateMachineStore, EVENT_BUFFER};
 use crate::types::{node_name, GroupId, LogId, NodeId, Raft};
 
 /// How fresh a read must be.
@@ -111,7 +112,13 @@ pub struct Node {
     commit_index: Arc<AtomicU64>,
     /// Pool for forwarded requests, apart from Raft's RPC pool.
     forward_client: reqwest::Client,
+    /// Events of applied entries (subscribe before proposing to not miss any).
+    events: broadcast::Sender<EventRecord>,
 }
+
+/// How often the leader checks whether a lease or a wait is due when none
+/// is due sooner.
+const TICK_POLL: Duration = Duration::from_millis(50);
 
 impl Node {
     /// Opens storage, starts Raft and, on a pristine node listed in `peers`,
@@ -119,51 +126,31 @@ impl Node {
     pub async fn start(config: EngineConfig) -> io::Result<Arc<Node>> {
         let dir = config.group_dir();
         let log_store = LogStore::open(&dir)?;
-        let sm_store = StateMachineStore::open(&dir.join("sm"))?;
-        let (log, commit_index, applied) = (
-            log_store.reader(),
-            log_store.commit_index(),
-            sm_store.applied(),
-        );
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let sm_store = StateMachineStore::open(&dir.join("sm"), events.clone())?;
+        let (log, commit_index, applied) = (log_store.reader(), log_store.commit_index(), sm_store.applied());
         let raft_config = Arc::new(config.raft_config().map_err(io::Error::other)?);
         let network = NetworkFactory::new(config.group, config.node_id);
-        let raft = Raft::new(config.node_id, raft_config, network, log_store, sm_store)
-            .await
-            .map_err(io::Error::other)?;
-        let forward_client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .build()
-            .map_err(io::Error::other)?;
-        let node = Arc::new(Node {
-            config,
-            raft,
-            log,
-            applied,
-            commit_index,
-            forward_client,
-        });
+        let raft =
+            Raft::new(config.node_id, raft_config, network, log_store, sm_store).await.map_err(io::Error::other)?;
+        let forward_client = reqwest::Client::builder().tcp_nodelay(true).build().map_err(io::Error::other)?;
+        let node = Arc::new(Node { config, raft, log, applied, commit_index, forward_client, events });
         node.bootstrap().await?;
+        tokio::spawn(propose_ticks(node.clone()));
         Ok(node)
     }
 
     async fn bootstrap(&self) -> io::Result<()> {
         let id = self.config.node_id;
         if !self.config.peers.contains_key(&id) {
-            tracing::info!(
-                "{} is not in PEERS: waiting to be added with /cluster/add",
-                node_name(id)
-            );
+            tracing::info!("{} is not in PEERS: waiting to be added with /cluster/add", node_name(id));
             return Ok(());
         }
         if self.raft.is_initialized().await.map_err(io::Error::other)? {
             return Ok(());
         }
-        let members: BTreeMap<NodeId, BasicNode> = self
-            .config
-            .peers
-            .iter()
-            .map(|(&id, addr)| (id, BasicNode::new(addr)))
-            .collect();
+        let members: BTreeMap<NodeId, BasicNode> =
+            self.config.peers.iter().map(|(&id, addr)| (id, BasicNode::new(addr))).collect();
         match self.raft.initialize(members).await {
             Ok(()) => tracing::info!(peers = ?self.config.peers, "bootstrapped a new cluster"),
             // Another peer's log reached us first: the cluster exists already.
@@ -171,6 +158,11 @@ impl Node {
             Err(e) => return Err(io::Error::other(e)),
         }
         Ok(())
+    }
+
+    /// How long writes and reads may wait for a leader and a quorum.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
     }
 
     /// The openraft handle (for the internal RPC routes).
@@ -193,6 +185,18 @@ impl Node {
         &self.applied
     }
 
+    /// Runs `read` on the applied state (after [`Node::read_barrier`] for a
+    /// linearizable read).
+    pub fn read_state<R>(&self, read: impl FnOnce(&State) -> R) -> R {
+        let applied = self.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(&applied.state)
+    }
+
+    /// Events of entries applied from now on, in log order.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.events.subscribe()
+    }
+
     /// A reader of this node's log (`/raft/log`).
     pub fn log(&self) -> &LogReader {
         &self.log
@@ -212,10 +216,7 @@ impl Node {
     pub fn addr_of(&self, id: NodeId) -> Option<String> {
         let metrics = self.raft.metrics();
         let membership = metrics.borrow().membership_config.clone();
-        membership
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
+        membership.membership().get_node(&id).map(|n| n.addr.clone())
     }
 
     /// This node's status.
@@ -267,18 +268,12 @@ impl Node {
             .applied_index_at_least(Some(index), "linearizable read")
             .await
             .map(|_| ())
-            .map_err(|e| {
-                EngineError::unavailable(
-                    format!("not caught up for a linearizable read: {e}"),
-                    self.leader(),
-                )
-            })
+            .map_err(|e| EngineError::unavailable(format!("not caught up for a linearizable read: {e}"), self.leader()))
     }
 
     /// Adds node `id` at `addr`: learner first, voter once caught up.
     pub async fn add_node(&self, id: NodeId, addr: String) -> Result<ClusterView, EngineError> {
-        self.expect_cluster(ForwardRequest::AddNode { id, addr })
-            .await
+        self.expect_cluster(ForwardRequest::AddNode { id, addr }).await
     }
 
     /// Removes node `id` from the membership.
@@ -328,17 +323,11 @@ impl Node {
             match result {
                 Err(EngineError::NotLeader { .. }) if Instant::now() < deadline => {
                     // The leader is unknown or moved: wait for the next one.
-                    tokio::time::sleep(
-                        backoff.min(deadline.saturating_duration_since(Instant::now())),
-                    )
-                    .await;
+                    tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
                     backoff = (backoff * 2).min(Duration::from_millis(200));
                 }
                 Err(EngineError::NotLeader { leader }) => {
-                    return Err(EngineError::unavailable(
-                        "no leader elected right now",
-                        leader,
-                    ))
+                    return Err(EngineError::unavailable("no leader elected right now", leader))
                 }
                 other => return other,
             }
@@ -354,75 +343,52 @@ impl Node {
         let Some(addr) = self.addr_of(leader) else {
             return Err(EngineError::NotLeader { leader: None });
         };
-        let url = format!(
-            "{}/internal/forward/{}",
-            addr.trim_end_matches('/'),
-            self.group()
-        );
+        let url = format!("{}/internal/forward/{}", addr.trim_end_matches('/'), self.group());
         // The leader bounds its own work by its request timeout; leave room
         // for its answer to travel back.
         let timeout = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
         let reply: Result<ForwardResponse, EngineError> =
-            network::call(&self.forward_client, &url, request, timeout)
-                .await
-                .map_err(|e| match e {
-                    // Never delivered: safe to retry once a leader is known.
-                    TransportError::Unreachable(_) => EngineError::NotLeader { leader: None },
-                    other => EngineError::unavailable(
-                        format!("leader {} did not answer: {other}", node_name(leader)),
-                        Some(leader),
-                    ),
-                })?;
+            network::call(&self.forward_client, &url, request, timeout).await.map_err(|e| match e {
+                // Never delivered: safe to retry once a leader is known.
+                TransportError::Unreachable(_) => EngineError::NotLeader { leader: None },
+                other => EngineError::unavailable(
+                    format!("leader {} did not answer: {other}", node_name(leader)),
+                    Some(leader),
+                ),
+            })?;
         reply
     }
 
     /// Serves a request that needs the leader, on this node. Answers
     /// [`EngineError::NotLeader`] if this node does not lead.
-    pub async fn handle_forward(
-        &self,
-        request: ForwardRequest,
-    ) -> Result<ForwardResponse, EngineError> {
+    pub async fn handle_forward(&self, request: ForwardRequest) -> Result<ForwardResponse, EngineError> {
         let timeout = self.config.request_timeout;
         match request {
             ForwardRequest::Write(command) => {
-                let request = Request {
-                    time_ms: now_ms(),
-                    command,
-                };
+                let request = Request { time_ms: now_ms(), command };
                 let reply = tokio::time::timeout(timeout, self.raft.client_write(request))
                     .await
                     .map_err(|_| self.no_quorum("write not committed"))?
                     .map_err(|e| self.write_error(e))?;
-                Ok(ForwardResponse::Written {
-                    log_id: reply.log_id,
-                    response: reply.data,
-                })
+                Ok(ForwardResponse::Written { log_id: reply.log_id, response: reply.data })
             }
             ForwardRequest::ReadIndex => {
                 let (read_log_id, _) = tokio::time::timeout(timeout, self.raft.get_read_log_id())
                     .await
                     .map_err(|_| self.no_quorum("leadership not confirmed"))?
                     .map_err(|e| match e {
-                        RaftError::APIError(
-                            openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-                        ) => EngineError::NotLeader {
-                            leader: f.leader_id,
-                        },
+                        RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)) => {
+                            EngineError::NotLeader { leader: f.leader_id }
+                        }
                         other => EngineError::unavailable(other.to_string(), self.leader()),
                     })?;
-                Ok(ForwardResponse::ReadIndex(
-                    read_log_id.map_or(0, |l| l.index),
-                ))
+                Ok(ForwardResponse::ReadIndex(read_log_id.map_or(0, |l| l.index)))
             }
             ForwardRequest::AddNode { id, addr } => self.add_node_here(id, addr).await,
             ForwardRequest::RemoveNode { id } => self.remove_node_here(id).await,
             ForwardRequest::Heartbeat => {
                 self.ensure_leader()?;
-                self.raft
-                    .trigger()
-                    .heartbeat()
-                    .await
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                self.raft.trigger().heartbeat().await.map_err(|e| EngineError::Internal(e.to_string()))?;
                 Ok(ForwardResponse::Done)
             }
             ForwardRequest::Cluster => {
@@ -432,11 +398,7 @@ impl Node {
         }
     }
 
-    async fn add_node_here(
-        &self,
-        id: NodeId,
-        addr: String,
-    ) -> Result<ForwardResponse, EngineError> {
+    async fn add_node_here(&self, id: NodeId, addr: String) -> Result<ForwardResponse, EngineError> {
         self.ensure_leader()?;
         if let Some(existing) = self.addr_of(id) {
             if existing != addr {
@@ -448,18 +410,14 @@ impl Node {
         }
         // Catching up may take a while for a big log; bound it generously.
         let catch_up = self.config.request_timeout * 6;
-        tokio::time::timeout(
-            catch_up,
-            self.raft.add_learner(id, BasicNode::new(&addr), true),
-        )
-        .await
-        .map_err(|_| self.no_quorum(&format!("{} did not catch up", node_name(id))))?
-        .map_err(|e| self.write_error(e))?;
+        tokio::time::timeout(catch_up, self.raft.add_learner(id, BasicNode::new(&addr), true))
+            .await
+            .map_err(|_| self.no_quorum(&format!("{} did not catch up", node_name(id))))?
+            .map_err(|e| self.write_error(e))?;
         let voters = BTreeSet::from([id]);
         tokio::time::timeout(
             self.config.request_timeout,
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds(voters), false),
+            self.raft.change_membership(ChangeMembers::AddVoterIds(voters), false),
         )
         .await
         .map_err(|_| self.no_quorum("membership change not committed"))?
@@ -477,18 +435,12 @@ impl Node {
         } else if membership.membership().get_node(&id).is_some() {
             ChangeMembers::RemoveNodes(ids)
         } else {
-            return Err(EngineError::BadRequest(format!(
-                "{} is not a member",
-                node_name(id)
-            )));
+            return Err(EngineError::BadRequest(format!("{} is not a member", node_name(id))));
         };
-        tokio::time::timeout(
-            self.config.request_timeout,
-            self.raft.change_membership(change, false),
-        )
-        .await
-        .map_err(|_| self.no_quorum("membership change not committed"))?
-        .map_err(|e| self.write_error(e))?;
+        tokio::time::timeout(self.config.request_timeout, self.raft.change_membership(change, false))
+            .await
+            .map_err(|_| self.no_quorum("membership change not committed"))?
+            .map_err(|e| self.write_error(e))?;
         tracing::info!(node = %node_name(id), "node removed");
         Ok(ForwardResponse::Cluster(self.local_cluster_view()))
     }
@@ -502,25 +454,15 @@ impl Node {
 
     fn no_quorum(&self, what: &str) -> EngineError {
         EngineError::unavailable(
-            format!(
-                "{what} within {:?}: no quorum reachable",
-                self.config.request_timeout
-            ),
+            format!("{what} within {:?}: no quorum reachable", self.config.request_timeout),
             self.leader(),
         )
     }
 
-    fn write_error(
-        &self,
-        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
-    ) -> EngineError {
+    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> EngineError {
         match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => EngineError::NotLeader {
-                leader: f.leader_id,
-            },
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                EngineError::BadRequest(e.to_string())
-            }
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => EngineError::NotLeader { leader: f.leader_id },
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => EngineError::BadRequest(e.to_string()),
             RaftError::Fatal(fatal) => {
                 tracing::error!(error = %fatal, "raft stopped");
                 EngineError::unavailable(format!("raft stopped on this node: {fatal}"), None)
@@ -538,10 +480,7 @@ impl Node {
                 let matched_index = if id == m.id && m.state == ServerState::Leader {
                     m.last_log_index
                 } else {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(&id).copied().flatten())
-                        .map(|l| l.index)
+                    m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).map(|l| l.index)
                 };
                 MemberView {
                     node_id: node_name(id),
@@ -551,24 +490,41 @@ impl Node {
                 }
             })
             .collect();
-        ClusterView {
-            leader: m.current_leader.map(node_name),
-            term: m.current_term,
-            members,
+        ClusterView { leader: m.current_leader.map(node_name), term: m.current_term, members }
+    }
+}
+
+/// The leader's clock for leases and waits: proposes a [`Command::Tick`]
+/// whenever the applied state has a lease expiry or a wait deadline that is
+/// due, so they take effect even when no client sends anything. Followers
+/// only watch; the loop ends when Raft shuts down.
+async fn propose_ticks(node: Arc<Node>) {
+    loop {
+        if node.raft.metrics().borrow().state == ServerState::Shutdown {
+            return;
+        }
+        let due = node.read_state(State::next_deadline_ms);
+        let now = now_ms();
+        match due {
+            Some(deadline) if deadline <= now && node.ensure_leader().is_ok() => {
+                if let Err(e) = node.handle_forward(ForwardRequest::Write(Command::Tick)).await {
+                    tracing::debug!(error = %e, "tick not committed");
+                }
+            }
+            Some(deadline) if deadline > now => {
+                tokio::time::sleep(Duration::from_millis(deadline - now).min(TICK_POLL)).await;
+            }
+            _ => tokio::time::sleep(TICK_POLL).await,
         }
     }
 }
 
 fn unexpected(reply: ForwardResponse) -> EngineError {
-    EngineError::Internal(format!(
-        "the leader answered with the wrong kind of reply: {reply:?}"
-    ))
+    EngineError::Internal(format!("the leader answered with the wrong kind of reply: {reply:?}"))
 }
 
 /// Wall-clock milliseconds since the Unix epoch: the time a leader stamps on
 /// the entries it proposes.
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

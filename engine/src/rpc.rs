@@ -35,11 +35,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-async fn append(
-    State(node): State<Arc<Node>>,
-    Path(group): Path<GroupId>,
-    body: Bytes,
-) -> Response {
+async fn append(State(node): State<Arc<Node>>, Path(group): Path<GroupId>, body: Bytes) -> Response {
     match decode_for(&node, group, &body) {
         Ok(request) => reply(&node.raft().append_entries(request).await),
         Err(rejection) => rejection,
@@ -53,22 +49,14 @@ async fn vote(State(node): State<Arc<Node>>, Path(group): Path<GroupId>, body: B
     }
 }
 
-async fn snapshot(
-    State(node): State<Arc<Node>>,
-    Path(group): Path<GroupId>,
-    body: Bytes,
-) -> Response {
+async fn snapshot(State(node): State<Arc<Node>>, Path(group): Path<GroupId>, body: Bytes) -> Response {
     match decode_for(&node, group, &body) {
         Ok(request) => reply(&node.raft().install_snapshot(request).await),
         Err(rejection) => rejection,
     }
 }
 
-async fn forward(
-    State(node): State<Arc<Node>>,
-    Path(group): Path<GroupId>,
-    body: Bytes,
-) -> Response {
+async fn forward(State(node): State<Arc<Node>>, Path(group): Path<GroupId>, body: Bytes) -> Response {
     match decode_for::<ForwardRequest>(&node, group, &body) {
         Ok(request) => reply(&node.handle_forward(request).await),
         Err(rejection) => rejection,
@@ -76,20 +64,11 @@ async fn forward(
 }
 
 /// Decodes a request addressed to `group`, or the HTTP rejection to send.
-fn decode_for<T: DeserializeOwned>(
-    node: &Node,
-    group: GroupId,
-    body: &[u8],
-) -> Result<T, Response> {
+fn decode_for<T: DeserializeOwned>(node: &Node, group: GroupId, body: &[u8]) -> Result<T, Response> {
     if group != node.group() {
-        return Err((
-            StatusCode::NOT_FOUND,
-            format!("this node does not serve group {group}"),
-        )
-            .into_response());
+        return Err((StatusCode::NOT_FOUND, format!("this node does not serve group {group}")).into_response());
     }
-    codec::decode(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable request: {e}")).into_response())
+    codec::decode(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable request: {e}")).into_response())
 }
 
 fn reply<T: Serialize>(value: &T) -> Response {

@@ -17,13 +17,13 @@ use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use dsync_statemachine::{Response, State};
+use dsync_statemachine::{Event, Response, State};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, EntryPayload, MessageSummary, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
-    StoredMembership,
+    BasicNode, EntryPayload, MessageSummary, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::codec;
 use crate::meta::sync_dir;
@@ -46,6 +46,22 @@ pub struct Applied {
 /// Shared, read-mostly handle to the applied state.
 pub type SharedApplied = Arc<RwLock<Applied>>;
 
+/// The events of one applied entry, in order, with the entry's log index.
+/// They travel together so a subscriber judges an entry by all it did (a
+/// lock granted and taken back within one entry was never really held).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Index of the entry whose application emitted the events.
+    pub index: u64,
+    /// What happened, in order.
+    pub events: Vec<Event>,
+}
+
+/// Entries' event batches buffered per subscriber before it counts as
+/// lagging. A lagging subscriber loses events and must fall back to reading
+/// the state.
+pub const EVENT_BUFFER: usize = 16 * 1024;
+
 /// A snapshot as stored in sled: its metadata and the encoded state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
@@ -65,22 +81,12 @@ const CURRENT_SNAPSHOT_KEY: &[u8] = b"snapshot/current";
 
 impl SnapshotStore {
     fn open(dir: &Path) -> io::Result<SnapshotStore> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(io::Error::other)?;
-        Ok(SnapshotStore {
-            db,
-            dir: dir.to_path_buf(),
-        })
+        let db = sled::Config::new().path(dir).open().map_err(io::Error::other)?;
+        Ok(SnapshotStore { db, dir: dir.to_path_buf() })
     }
 
     fn load(&self) -> io::Result<Option<StoredSnapshot>> {
-        match self
-            .db
-            .get(CURRENT_SNAPSHOT_KEY)
-            .map_err(io::Error::other)?
-        {
+        match self.db.get(CURRENT_SNAPSHOT_KEY).map_err(io::Error::other)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).map_err(io::Error::other),
         }
@@ -89,9 +95,7 @@ impl SnapshotStore {
     /// Stores `snapshot` as the current one and makes it durable.
     fn save(&self, snapshot: &StoredSnapshot) -> io::Result<()> {
         let bytes = codec::encode(snapshot).map_err(io::Error::other)?;
-        self.db
-            .insert(CURRENT_SNAPSHOT_KEY, bytes)
-            .map_err(io::Error::other)?;
+        self.db.insert(CURRENT_SNAPSHOT_KEY, bytes).map_err(io::Error::other)?;
         self.db.flush().map_err(io::Error::other)?;
         sync_tree(&self.dir)
     }
@@ -115,11 +119,14 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
 pub struct StateMachineStore {
     applied: SharedApplied,
     snapshots: SnapshotStore,
+    /// Every event of every applied entry, in log order, for subscribers.
+    events: broadcast::Sender<EventRecord>,
 }
 
 impl StateMachineStore {
     /// Opens the sled store under `dir` and restores the latest snapshot.
-    pub fn open(dir: &Path) -> io::Result<StateMachineStore> {
+    /// Events of applied entries are sent on `events`.
+    pub fn open(dir: &Path, events: broadcast::Sender<EventRecord>) -> io::Result<StateMachineStore> {
         let snapshots = SnapshotStore::open(dir)?;
         let applied = match snapshots.load()? {
             None => Applied::default(),
@@ -129,10 +136,7 @@ impl StateMachineStore {
                 membership: snapshot.meta.last_membership,
             },
         };
-        Ok(StateMachineStore {
-            applied: Arc::new(RwLock::new(applied)),
-            snapshots,
-        })
+        Ok(StateMachineStore { applied: Arc::new(RwLock::new(applied)), snapshots, events })
     }
 
     /// The applied state, shared with readers.
@@ -141,15 +145,11 @@ impl StateMachineStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Applied> {
-        self.applied
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
-        self.applied
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.applied.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -168,10 +168,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .unwrap_or_else(|e| Err(io::Error::other(e)))
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
         tracing::info!(snapshot = %self.image.meta.summary(), bytes = self.image.data.len(), "snapshot built");
-        Ok(Snapshot {
-            meta: self.image.meta.clone(),
-            snapshot: Box::new(Cursor::new(self.image.data.clone())),
-        })
+        Ok(Snapshot { meta: self.image.meta.clone(), snapshot: Box::new(Cursor::new(self.image.data.clone())) })
     }
 }
 
@@ -188,23 +185,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut applied = self.write();
-        let responses = entries
-            .into_iter()
-            .map(|entry| {
-                applied.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => Response::Empty,
-                    EntryPayload::Normal(request) => {
-                        applied.state.apply(entry.log_id.index, &request)
+        let mut emitted = Vec::new();
+        let responses = {
+            let mut applied = self.write();
+            entries
+                .into_iter()
+                .map(|entry| {
+                    applied.last_applied = Some(entry.log_id);
+                    match entry.payload {
+                        EntryPayload::Blank => Response::Empty,
+                        EntryPayload::Normal(request) => {
+                            let output = applied.state.apply(entry.log_id.index, &request);
+                            let index = entry.log_id.index;
+                            if !output.events.is_empty() {
+                                emitted.push(EventRecord { index, events: output.events });
+                            }
+                            output.response
+                        }
+                        EntryPayload::Membership(membership) => {
+                            applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                            Response::Empty
+                        }
                     }
-                    EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        Response::Empty
-                    }
-                }
-            })
-            .collect();
+                })
+                .collect()
+        };
+        // Published after the state is updated, so a subscriber that reads
+        // the state on an event sees the change. No subscribers is fine.
+        for record in emitted {
+            let _ = self.events.send(record);
+        }
         Ok(responses)
     }
 
@@ -214,17 +224,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: applied.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}",
-                last.map_or(0, |l| l.leader_id.term),
-                last.map_or(0, |l| l.index)
-            ),
+            snapshot_id: format!("{}-{}", last.map_or(0, |l| l.leader_id.term), last.map_or(0, |l| l.index)),
         };
         SnapshotBuilder {
-            image: StoredSnapshot {
-                meta,
-                data: applied.state.to_snapshot(),
-            },
+            image: StoredSnapshot { meta, data: applied.state.to_snapshot() },
             snapshots: self.snapshots.clone(),
         }
     }
@@ -240,22 +243,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let signature = Some(meta.signature());
-        let state = State::from_snapshot(&data)
-            .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
+        let state = State::from_snapshot(&data).map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        let stored = StoredSnapshot { meta: meta.clone(), data };
         let store = self.snapshots.clone();
         tokio::task::spawn_blocking(move || store.save(&stored))
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e)))
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
-        *self.write() = Applied {
-            state,
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        *self.write() = Applied { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         tracing::info!(snapshot = %meta.summary(), "snapshot installed");
         Ok(())
     }
@@ -266,9 +261,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e)))
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }

@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for OnDisk {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
         let log = LogStore::open(dir.path()).map_err(|e| StorageIOError::write(&e))?;
-        let sm = StateMachineStore::open(&dir.path().join("sm"))
+        let sm = StateMachineStore::open(&dir.path().join("sm"), tokio::sync::broadcast::channel(16).0)
             .map_err(|e| StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
@@ -47,10 +47,7 @@ where
 #[test]
 fn log_and_state_machine_stores_pass_the_openraft_suite() {
     // The suite narrates its steps with tracing; show them when a step fails.
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("openraft::testing=info")
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("openraft::testing=info").try_init();
     run(OnDiskSuite::last_membership_in_log_initial);
     run(OnDiskSuite::last_membership_in_log);
     run(OnDiskSuite::last_membership_in_log_multi_step);
@@ -85,7 +82,5 @@ fn log_and_state_machine_stores_pass_the_openraft_suite() {
     run(OnDiskSuite::apply_single);
     run(OnDiskSuite::apply_multiple);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime
-        .block_on(OnDiskSuite::transfer_snapshot(&OnDisk))
-        .expect("snapshot transfer");
+    runtime.block_on(OnDiskSuite::transfer_snapshot(&OnDisk)).expect("snapshot transfer");
 }

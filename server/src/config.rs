@@ -62,19 +62,13 @@ pub struct ConfigError(String);
 impl ServeArgs {
     /// The numeric Raft id of `node_id`.
     pub fn raft_id(&self) -> Result<NodeId, ConfigError> {
-        node_id_from_name(&self.node_id).ok_or_else(|| {
-            ConfigError(format!(
-                "NODE_ID must be nodeN with N >= 1, got {:?}",
-                self.node_id
-            ))
-        })
+        node_id_from_name(&self.node_id)
+            .ok_or_else(|| ConfigError(format!("NODE_ID must be nodeN with N >= 1, got {:?}", self.node_id)))
     }
 
     /// The data directory, defaulting to `./data/<NODE_ID>`.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("data").join(&self.node_id))
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data").join(&self.node_id))
     }
 
     /// Resolves these settings into the engine's configuration.
@@ -85,7 +79,8 @@ impl ServeArgs {
         config.election_timeout = seconds("HEARTBEAT_TIMEOUT", self.heartbeat_timeout)?;
         if config.election_timeout < config.heartbeat * 4 {
             return Err(ConfigError(
-                "HEARTBEAT_TIMEOUT must be at least 4 x HEARTBEAT_INTERVAL (its lower half must exceed a heartbeat)".into(),
+                "HEARTBEAT_TIMEOUT must be at least 4 x HEARTBEAT_INTERVAL (its lower half must exceed a heartbeat)"
+                    .into(),
             ));
         }
         if self.snapshot_entries == 0 {
@@ -101,43 +96,24 @@ fn seconds(name: &str, value: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "{name} must be a positive number of seconds, got {value}"
-            ))
-        })
+        .ok_or_else(|| ConfigError(format!("{name} must be a positive number of seconds, got {value}")))
 }
 
 /// Parses `PEERS` into Raft ids and base URLs.
-pub fn parse_peers(
-    peers: &str,
-    default_port: u16,
-) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+pub fn parse_peers(peers: &str, default_port: u16) -> Result<BTreeMap<NodeId, String>, ConfigError> {
     let mut parsed = BTreeMap::new();
     for item in peers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, addr) = match item.split_once('=') {
             Some((name, addr)) => (name.trim(), addr.trim().to_string()),
             None => (item, format!("{item}:{default_port}")),
         };
-        let id = node_id_from_name(name).ok_or_else(|| {
-            ConfigError(format!(
-                "PEERS entry {item:?}: name must be nodeN with N >= 1"
-            ))
-        })?;
+        let id = node_id_from_name(name)
+            .ok_or_else(|| ConfigError(format!("PEERS entry {item:?}: name must be nodeN with N >= 1")))?;
         if addr.is_empty() {
-            return Err(ConfigError(format!(
-                "PEERS entry {item:?} has an empty address"
-            )));
+            return Err(ConfigError(format!("PEERS entry {item:?} has an empty address")));
         }
-        let url = if addr.contains("://") {
-            addr
-        } else {
-            format!("http://{addr}")
-        };
-        if parsed
-            .insert(id, url.trim_end_matches('/').to_string())
-            .is_some()
-        {
+        let url = if addr.contains("://") { addr } else { format!("http://{addr}") };
+        if parsed.insert(id, url.trim_end_matches('/').to_string()).is_some() {
             return Err(ConfigError(format!("PEERS names {name} twice")));
         }
     }

@@ -38,11 +38,8 @@ pub async fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
     let log_dir = args.data_dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
     let ports: Vec<u16> = (0..args.nodes).map(|i| args.base_port + i).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("node{}=127.0.0.1:{port}", i + 1))
-        .collect();
+    let peers: Vec<String> =
+        ports.iter().enumerate().map(|(i, port)| format!("node{}=127.0.0.1:{port}", i + 1)).collect();
 
     let mut children = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -70,10 +67,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
             });
         }
         children.push((name.clone(), command.spawn()?));
-        println!(
-            "{name}  http://127.0.0.1:{port}  data {}",
-            args.data_dir.join(&name).display()
-        );
+        println!("{name}  http://127.0.0.1:{port}  data {}", args.data_dir.join(&name).display());
     }
     println!("logs  {}", log_dir.display());
 
@@ -83,11 +77,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
             println!("Ctrl-C stops the cluster");
             watch(&mut children).await
         }
-        None => Err(format!(
-            "no leader within {ELECTION_WAIT:?}; see the logs in {}",
-            log_dir.display()
-        )
-        .into()),
+        None => Err(format!("no leader within {ELECTION_WAIT:?}; see the logs in {}", log_dir.display()).into()),
     };
     stop(&mut children);
     result
@@ -99,15 +89,9 @@ async fn wait_for_leader(base_port: u16) -> Option<(String, u64)> {
     let deadline = Instant::now() + ELECTION_WAIT;
     while Instant::now() < deadline {
         let url = format!("http://127.0.0.1:{base_port}/raft/leader");
-        if let Ok(reply) = client
-            .get(&url)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-        {
+        if let Ok(reply) = client.get(&url).timeout(Duration::from_secs(1)).send().await {
             if let Ok(body) = reply.json::<Value>().await {
-                if let (Some(leader), Some(term)) = (body["leader"].as_str(), body["term"].as_u64())
-                {
+                if let (Some(leader), Some(term)) = (body["leader"].as_str(), body["term"].as_u64()) {
                     return Some((leader.to_string(), term));
                 }
             }

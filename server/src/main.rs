@@ -3,9 +3,11 @@
 //! `dsync cluster` runs a local three-node cluster.
 //!
 //! Modules: [`config`] (settings), [`serve`] (one node), [`api`] (HTTP
-//! routes), [`metrics`], [`logging`], [`local_cluster`] (`dsync cluster`).
+//! routes), [`metrics`], [`logging`], [`local_cluster`] (`dsync cluster`),
+//! [`bench`] (`dsync bench`).
 
 mod api;
+mod bench;
 mod config;
 mod local_cluster;
 mod logging;
@@ -16,11 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// Command line of the `dsync` binary.
 #[derive(Parser)]
-#[command(
-    name = "dsync",
-    version,
-    about = "Distributed locks, queues and a coherent cache over Raft"
-)]
+#[command(name = "dsync", version, about = "Distributed locks, queues and a coherent cache over Raft")]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -32,6 +30,8 @@ enum Commands {
     Serve(config::ServeArgs),
     /// Run a local cluster of nodes on 127.0.0.1 as child processes.
     Cluster(local_cluster::ClusterArgs),
+    /// Load a running cluster and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -40,6 +40,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Commands::Serve(args) => serve::run(args).await,
         Commands::Cluster(args) => local_cluster::run(args).await,
+        Commands::Bench(args) => bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,20 +6,25 @@
 //! scrape time, so they are never stale. `process_*` families come from the
 //! prometheus crate's process collector in its default registry.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use dsync_engine::{node_name, Node, Role, Status};
+use dsync_statemachine::Event;
 use prometheus::proto::{MetricFamily, MetricType};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use serde_json::{json, Map, Value};
 
 /// Every metric family of dsync (names get the `dsync_` prefix).
+///
+/// Two kinds of counters: those counted from applied events (lock grants,
+/// expiries, ...) are cluster totals as this node applied them, identical on
+/// every node like the Raft gauges; those counted from requests (HTTP, lock
+/// waits, acquire latency) are this node's own.
 pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
@@ -32,68 +37,106 @@ pub struct Metrics {
     raft_snapshot_index: IntGauge,
     raft_is_leader: IntGauge,
     raft_replication_lag: IntGaugeVec,
+    lock_acquire_latency: HistogramVec,
+    lock_waits: IntCounter,
+    lock_grants: IntCounter,
+    lock_timeouts: IntCounter,
+    lock_deadlocks: IntCounter,
+    lock_expiries: IntCounter,
+    locks_held: IntGauge,
+}
+
+/// Latency buckets from 0.5 ms to ~16 s, doubling.
+fn latency_buckets() -> prometheus::Result<Vec<f64>> {
+    prometheus::exponential_buckets(0.0005, 2.0, 16)
+}
+
+/// Registers `collector` in `registry` and hands it back.
+fn registered<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> prometheus::Result<C> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
 }
 
 impl Metrics {
     /// Creates and registers every family.
     pub fn new() -> prometheus::Result<Metrics> {
         let registry = Registry::new_custom(Some("dsync".into()), None)?;
-        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let metrics = Metrics {
-            http_requests: IntCounterVec::new(
-                Opts::new(
-                    "http_requests_total",
-                    "HTTP requests by route, method and status",
-                ),
-                &["route", "method", "status"],
+        let r = &registry;
+        let gauge = |name: &str, help: &str| registered(r, IntGauge::new(name, help)?);
+        let counter = |name: &str, help: &str| registered(r, IntCounter::new(name, help)?);
+        Ok(Metrics {
+            http_requests: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+                    &["route", "method", "status"],
+                )?,
             )?,
-            http_latency: HistogramVec::new(
-                HistogramOpts::new(
-                    "http_request_duration_seconds",
-                    "HTTP request latency by route",
-                )
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
-                &["route"],
+            http_latency: registered(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                        .buckets(latency_buckets()?),
+                    &["route"],
+                )?,
             )?,
-            leader_changes: IntCounter::new(
-                "raft_leader_changes_total",
-                "Times this node saw a new leader",
-            )?,
-            raft_replication_lag: IntGaugeVec::new(
-                Opts::new(
-                    "raft_replication_lag_entries",
-                    "Entries the leader has that a follower lacks",
-                ),
-                &["peer"],
+            leader_changes: counter("raft_leader_changes_total", "Times this node saw a new leader")?,
+            raft_replication_lag: registered(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("raft_replication_lag_entries", "Entries the leader has that a follower lacks"),
+                    &["peer"],
+                )?,
             )?,
             raft_term: gauge("raft_term", "Current Raft term")?,
             raft_commit_index: gauge("raft_commit_index", "Highest log index known committed")?,
             raft_applied_index: gauge("raft_applied_index", "Highest log index applied")?,
             raft_last_log_index: gauge("raft_last_log_index", "Highest log index stored")?,
-            raft_snapshot_index: gauge(
-                "raft_snapshot_index",
-                "Log index covered by the latest snapshot",
-            )?,
+            raft_snapshot_index: gauge("raft_snapshot_index", "Log index covered by the latest snapshot")?,
             raft_is_leader: gauge("raft_is_leader", "1 if this node is the leader")?,
+            lock_acquire_latency: registered(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "lock_acquire_duration_seconds",
+                        "Lock acquire latency through this node, waits included, by outcome",
+                    )
+                    .buckets(latency_buckets()?),
+                    &["outcome"],
+                )?,
+            )?,
+            lock_waits: counter("lock_waits_total", "Acquires through this node that had to wait")?,
+            lock_grants: counter("lock_grants_total", "Lock grants (cluster total)")?,
+            lock_timeouts: counter("lock_timeouts_total", "Lock waits that timed out (cluster total)")?,
+            lock_deadlocks: counter("lock_deadlocks_total", "Deadlock victims aborted (cluster total)")?,
+            lock_expiries: counter("lock_expiries_total", "Leases that expired (cluster total)")?,
+            locks_held: gauge("locks_held", "Lock holds (resource, owner) right now")?,
             registry,
-        };
-        metrics
-            .registry
-            .register(Box::new(metrics.http_requests.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.http_latency.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.leader_changes.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.raft_replication_lag.clone()))?;
-        Ok(metrics)
+        })
+    }
+
+    /// Records one acquire through this node and how it ended.
+    pub fn lock_acquired(&self, outcome: &str, took: Duration) {
+        self.lock_acquire_latency.with_label_values(&[outcome]).observe(took.as_secs_f64());
+    }
+
+    /// Counts an acquire through this node that had to wait.
+    pub fn lock_queued(&self) {
+        self.lock_waits.inc();
+    }
+
+    /// Counts what an applied event says happened in the cluster.
+    pub fn observe_event(&self, event: &Event) {
+        match event {
+            Event::LockGranted { .. } => self.lock_grants.inc(),
+            Event::LockWaitTimedOut { .. } => self.lock_timeouts.inc(),
+            Event::LockDeadlock { .. } => self.lock_deadlocks.inc(),
+            Event::LockExpired { .. } => self.lock_expiries.inc(),
+            Event::LockReleased { .. } => {}
+        }
     }
 
     /// Counts a leader change seen by this node.
@@ -108,24 +151,14 @@ impl Metrics {
         gauge(&self.raft_commit_index, status.commit_index);
         gauge(&self.raft_applied_index, status.applied_index);
         gauge(&self.raft_last_log_index, status.last_log_index);
-        gauge(
-            &self.raft_snapshot_index,
-            status.snapshot_index.unwrap_or(0),
-        );
-        self.raft_is_leader
-            .set(i64::from(status.role == Role::Leader));
+        gauge(&self.raft_snapshot_index, status.snapshot_index.unwrap_or(0));
+        self.raft_is_leader.set(i64::from(status.role == Role::Leader));
+        gauge(&self.locks_held, node.read_state(|s| s.locks.hold_count()) as u64);
         self.raft_replication_lag.reset();
         let metrics = node.metrics().borrow().clone();
         for (peer, matched) in metrics.replication.iter().flatten() {
-            let lag = status
-                .last_log_index
-                .saturating_sub(matched.map_or(0, |m| m.index));
-            gauge(
-                &self
-                    .raft_replication_lag
-                    .with_label_values(&[&node_name(*peer)]),
-                lag,
-            );
+            let lag = status.last_log_index.saturating_sub(matched.map_or(0, |m| m.index));
+            gauge(&self.raft_replication_lag.with_label_values(&[&node_name(*peer)]), lag);
         }
     }
 
@@ -149,11 +182,8 @@ impl Metrics {
     /// The JSON form: this node's Raft status plus every family by name.
     pub fn json(&self, node: &Node) -> Value {
         let status = node.status();
-        let families: Map<String, Value> = self
-            .gather(node, &status)
-            .iter()
-            .map(|f| (f.name().to_string(), family_json(f)))
-            .collect();
+        let families: Map<String, Value> =
+            self.gather(node, &status).iter().map(|f| (f.name().to_string(), family_json(f))).collect();
         json!({
             "node_id": status.node_id,
             "raft": {
@@ -180,11 +210,8 @@ fn family_json(family: &MetricFamily) -> Value {
         .get_metric()
         .iter()
         .map(|m| {
-            let mut sample: Map<String, Value> = m
-                .label
-                .iter()
-                .map(|l| (l.name().to_string(), json!(l.value())))
-                .collect();
+            let mut sample: Map<String, Value> =
+                m.label.iter().map(|l| (l.name().to_string(), json!(l.value()))).collect();
             match family.type_() {
                 MetricType::COUNTER => sample.insert("value".into(), json!(m.counter.value())),
                 MetricType::GAUGE => sample.insert("value".into(), json!(m.gauge.value())),
@@ -198,34 +225,20 @@ fn family_json(family: &MetricFamily) -> Value {
         })
         .collect();
     match samples.as_slice() {
-        [Value::Object(only)] if only.len() == 1 && only.contains_key("value") => {
-            only["value"].clone()
-        }
+        [Value::Object(only)] if only.len() == 1 && only.contains_key("value") => only["value"].clone(),
         _ => Value::Array(samples),
     }
 }
 
 /// axum middleware counting every request by matched route, method and
 /// status, and timing it.
-pub async fn track_http(
-    State(metrics): State<std::sync::Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+pub async fn track_http(State(metrics): State<std::sync::Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics
-        .http_latency
-        .with_label_values(&[&route])
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[&route, &method, response.status().as_str()])
-        .inc();
+    metrics.http_latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    metrics.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
     response
 }

@@ -20,22 +20,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.engine_config()?;
     let listener = TcpListener::bind((args.listen_addr.as_str(), args.http_port))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}:{}: {e}",
-                args.listen_addr, args.http_port
-            )
-        })?;
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.listen_addr, args.http_port))?;
     tracing::info!(node = %args.node_id, data_dir = %config.data_dir.display(), peers = ?config.peers, "starting");
     let node = Node::start(config).await?;
     let metrics = Arc::new(Metrics::new()?);
     tokio::spawn(watch_leader(node.clone(), metrics.clone()));
+    tokio::spawn(count_events(node.clone(), metrics.clone()));
 
-    let state = AppState {
-        node: node.clone(),
-        metrics,
-        max_value_bytes: args.max_value_bytes,
-    };
+    let state = AppState { node: node.clone(), metrics, max_value_bytes: args.max_value_bytes };
     let app = api::router(state, args.enable_metrics);
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -69,6 +61,20 @@ async fn watch_leader(node: Arc<Node>, metrics: Arc<Metrics>) {
                 tracing::info!(leader = %node_name(id), term, "leader changed");
             }
             last = leader;
+        }
+    }
+}
+
+/// Feeds every applied event to the metrics.
+async fn count_events(node: Arc<Node>, metrics: Arc<Metrics>) {
+    let mut events = node.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(record) => record.events.iter().for_each(|event| metrics.observe_event(event)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "metrics fell behind the event stream; some events were not counted");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -28,13 +28,8 @@ pub async fn add(
 ) -> Result<Json<ClusterView>, ApiError> {
     let id = parse_node(&body.node_id)?;
     let addr = body.addr.trim().trim_end_matches('/').to_string();
-    if !(addr.starts_with("http://") || addr.starts_with("https://"))
-        || addr.len() <= "http://".len()
-    {
-        return Err(ApiError::bad_request(format!(
-            "addr must be a URL like http://host:port, got {:?}",
-            body.addr
-        )));
+    if !(addr.starts_with("http://") || addr.starts_with("https://")) || addr.len() <= "http://".len() {
+        return Err(ApiError::bad_request(format!("addr must be a URL like http://host:port, got {:?}", body.addr)));
     }
     Ok(Json(state.node.add_node(id, addr).await?))
 }
@@ -56,7 +51,6 @@ pub async fn remove(
 
 fn parse_node(name: &str) -> Result<NodeId, ApiError> {
     check_name("node_id", name)?;
-    node_id_from_name(name).ok_or_else(|| {
-        ApiError::bad_request(format!("node_id must be nodeN with N >= 1, got {name:?}"))
-    })
+    node_id_from_name(name)
+        .ok_or_else(|| ApiError::bad_request(format!("node_id must be nodeN with N >= 1, got {name:?}")))
 }

@@ -20,12 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            leader: None,
-        }
+        ApiError { status, code, message: message.into(), leader: None }
     }
 
     /// 400 `bad_request`: malformed JSON, missing or invalid field.
@@ -38,6 +33,26 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 409 `conflict`: the lock is taken and the caller did not wait.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 409 `deadlock`: the caller was chosen as a deadlock victim.
+    pub fn deadlock(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "deadlock", message)
+    }
+
+    /// 408 `timeout`: a blocking call ran out of time.
+    pub fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", message)
+    }
+
+    /// The contract's error code (`bad_request`, `conflict`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// 413 `too_large`: body, key or value above the configured limit.
     pub fn too_large(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
@@ -45,10 +60,7 @@ impl ApiError {
 
     /// 503 `unavailable`: no leader or no quorum; retryable.
     pub fn unavailable(message: impl Into<String>, leader: Option<String>) -> ApiError {
-        ApiError {
-            leader,
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-        }
+        ApiError { leader, ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
     }
 
     /// 500 `internal`: a bug, logged with its cause.
@@ -62,9 +74,7 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
-            EngineError::Unavailable { reason, leader } => {
-                ApiError::unavailable(reason, leader.map(node_name))
-            }
+            EngineError::Unavailable { reason, leader } => ApiError::unavailable(reason, leader.map(node_name)),
             EngineError::NotLeader { leader } => {
                 ApiError::unavailable("no leader reachable right now", leader.map(node_name))
             }

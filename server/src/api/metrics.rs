@@ -23,18 +23,12 @@ pub async fn show(
     headers: HeaderMap,
     QueryParams(query): QueryParams<MetricsQuery>,
 ) -> Result<Response, ApiError> {
-    let wants_text = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/plain"));
+    let wants_text =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/plain"));
     let prometheus = match query.format.as_deref() {
         Some("prometheus") => true,
         Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format must be json or prometheus, got {other:?}"
-            )))
-        }
+        Some(other) => return Err(ApiError::bad_request(format!("format must be json or prometheus, got {other:?}"))),
         None => wants_text,
     };
     if prometheus {

@@ -5,6 +5,7 @@
 mod cluster;
 pub mod error;
 mod extract;
+mod locks;
 mod metrics;
 mod raft;
 
@@ -45,23 +46,23 @@ pub fn router(state: AppState, enable_metrics: bool) -> Router {
         .route("/raft/heartbeat", post(raft::heartbeat))
         .route("/cluster", get(cluster::show))
         .route("/cluster/add", post(cluster::add))
-        .route("/cluster/remove", post(cluster::remove));
+        .route("/cluster/remove", post(cluster::remove))
+        .route("/locks", get(locks::list))
+        .route("/locks/acquire", post(locks::acquire))
+        .route("/locks/release", post(locks::release))
+        .route("/locks/renew", post(locks::renew))
+        .route("/locks/wait_for", get(locks::wait_for));
     if enable_metrics {
         public = public.route("/metrics", get(metrics::show));
     }
     let public = public
-        .layer(DefaultBodyLimit::max(
-            state.max_value_bytes + BODY_OVERHEAD_BYTES,
-        ))
+        .layer(DefaultBodyLimit::max(state.max_value_bytes + BODY_OVERHEAD_BYTES))
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .with_state(state.clone());
     public
         .merge(dsync_engine::rpc::router(state.node.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            track_http,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track_http))
 }
 
 /// Unknown routes, and known routes with the wrong method, are `not_found`.
@@ -75,10 +76,7 @@ pub fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!("{field} must not be empty")));
     }
     if value.len() > NAME_BYTES_MAX {
-        return Err(ApiError::bad_request(format!(
-            "{field} is {} bytes; the limit is {NAME_BYTES_MAX}",
-            value.len()
-        )));
+        return Err(ApiError::bad_request(format!("{field} is {} bytes; the limit is {NAME_BYTES_MAX}", value.len())));
     }
     Ok(())
 }

@@ -16,11 +16,7 @@ use super::AppState;
 /// `GET /health`: this node's role and progress; `degraded` without a leader.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let status = state.node.status();
-    let health = if status.leader.is_some() && status.role != Role::Shutdown {
-        "healthy"
-    } else {
-        "degraded"
-    };
+    let health = if status.leader.is_some() && status.role != Role::Shutdown { "healthy" } else { "degraded" };
     Json(json!({
         "status": health,
         "node_id": status.node_id,
@@ -68,15 +64,12 @@ pub async fn append(
         )));
     }
     let (log_id, _) = state.node.write(Command::Append { data }).await?;
-    Ok(Json(
-        json!({"index": log_id.index, "term": log_id.leader_id.term}),
-    ))
+    Ok(Json(json!({"index": log_id.index, "term": log_id.leader_id.term})))
 }
 
 /// `membership voters=[node1,node2] learners=[node4]`.
 fn membership_summary(membership: &openraft::Membership<NodeId, openraft::BasicNode>) -> String {
-    let names =
-        |ids: &mut dyn Iterator<Item = NodeId>| ids.map(node_name).collect::<Vec<_>>().join(",");
+    let names = |ids: &mut dyn Iterator<Item = NodeId>| ids.map(node_name).collect::<Vec<_>>().join(",");
     format!(
         "membership voters=[{}] learners=[{}]",
         names(&mut membership.voter_ids()),
@@ -117,8 +110,7 @@ pub async fn log(
     let entries: Vec<Value> = entries
         .iter()
         .map(|entry| {
-            let mut view =
-                json!({"index": entry.log_id.index, "term": entry.log_id.leader_id.term});
+            let mut view = json!({"index": entry.log_id.index, "term": entry.log_id.leader_id.term});
             match &entry.payload {
                 EntryPayload::Blank => {
                     view["kind"] = json!("blank");
@@ -131,8 +123,9 @@ pub async fn log(
                 EntryPayload::Normal(request) => {
                     view["kind"] = json!("command");
                     view["command"] = json!(request.command.summary());
-                    let Command::Append { data } = &request.command;
-                    view["data"] = serde_json::from_str(data).unwrap_or(Value::Null);
+                    if let Command::Append { data } = &request.command {
+                        view["data"] = serde_json::from_str(data).unwrap_or(Value::Null);
+                    }
                     view["time_ms"] = json!(request.time_ms);
                 }
             }
