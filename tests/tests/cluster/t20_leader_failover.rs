@@ -27,19 +27,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 #[tokio::test]
 async fn killed_leader_is_replaced_and_acknowledged_entries_survive() {
     // The server's own heartbeat settings: this test measures their failover.
-    let mut cluster = Cluster::start(
-        "t20_leader_failover",
-        ClusterOptions::default().server_timing(),
-    )
-    .await;
+    let mut cluster = Cluster::start("t20_leader_failover", ClusterOptions::default().server_timing()).await;
     let old_leader = cluster.wait_for_leader().await;
 
     let mut acked = BTreeMap::new();
     for seq in 0..10 {
         let data = json!({"test": "t20", "before_kill": seq});
-        let appended = cluster
-            .append_retrying(&[1, 2, 3], &data, CONVERGE_TIMEOUT)
-            .await;
+        let appended = cluster.append_retrying(&[1, 2, 3], &data, CONVERGE_TIMEOUT).await;
         acked.insert(appended.index, data);
     }
 
@@ -59,9 +53,7 @@ async fn killed_leader_is_replaced_and_acknowledged_entries_survive() {
     );
     acked.insert(appended.index, data);
 
-    let new_leader = cluster
-        .wait_for_leader_among(&survivors, Some(old_leader))
-        .await;
+    let new_leader = cluster.wait_for_leader_among(&survivors, Some(old_leader)).await;
     eprintln!("t20_leader_failover: node{old_leader} killed, node{new_leader} leads now");
     for &id in &survivors {
         cluster.assert_log_holds(id, &acked).await;
@@ -76,12 +68,7 @@ async fn killed_leader_is_replaced_and_acknowledged_entries_survive() {
 /// Starts an append through `survivors` every [`ATTEMPT_EVERY`] until one is
 /// acknowledged; returns the node, the acknowledgement and the time since
 /// `killed_at`. Panics after [`FAILOVER_GIVE_UP`].
-async fn first_append(
-    api: &Api,
-    survivors: &[u64],
-    data: &Value,
-    killed_at: Instant,
-) -> (u64, Appended, Duration) {
+async fn first_append(api: &Api, survivors: &[u64], data: &Value, killed_at: Instant) -> (u64, Appended, Duration) {
     let mut attempts = JoinSet::new();
     let mut ticker = tokio::time::interval(ATTEMPT_EVERY);
     let mut started: usize = 0;

@@ -34,28 +34,20 @@ async fn acknowledged_appends_survive_sigkill_of_every_node() {
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let mut writers = JoinSet::new();
     for client in 0..CLIENTS {
-        let (api, stop, acks, nodes) = (
-            cluster.api().clone(),
-            stop.clone(),
-            acks.clone(),
-            nodes.clone(),
-        );
+        let (api, stop, acks, nodes) = (cluster.api().clone(), stop.clone(), acks.clone(), nodes.clone());
         writers.spawn(write_stream(api, client, nodes, stop, acks));
     }
 
-    let acked_before = eventually(
-        "t30_crash_all: acknowledged appends before the crash",
-        CONVERGE_TIMEOUT,
-        async || {
+    let acked_before =
+        eventually("t30_crash_all: acknowledged appends before the crash", CONVERGE_TIMEOUT, async || {
             let count = acks.lock().unwrap().len();
             if count >= ACKED_BEFORE_CRASH_MIN {
                 Ok(count)
             } else {
                 Err(format!("{count} acknowledged so far"))
             }
-        },
-    )
-    .await;
+        })
+        .await;
     // Writers are still sending: the crash hits requests in flight.
     for &id in &nodes {
         cluster.kill(id);
@@ -85,13 +77,7 @@ async fn acknowledged_appends_survive_sigkill_of_every_node() {
 
 /// One writer: appends `{"client":c,"seq":n}` round-robin over `nodes`
 /// until `stop`, recording each acknowledgement.
-async fn write_stream(
-    api: Api,
-    client: usize,
-    nodes: Vec<u64>,
-    stop: Arc<AtomicBool>,
-    acks: Arc<Mutex<Vec<Ack>>>,
-) {
+async fn write_stream(api: Api, client: usize, nodes: Vec<u64>, stop: Arc<AtomicBool>, acks: Arc<Mutex<Vec<Ack>>>) {
     let mut seq: usize = 0;
     while !stop.load(Ordering::SeqCst) {
         let id = nodes[(client + seq) % nodes.len()];
@@ -118,8 +104,5 @@ fn by_index(acks: &[Ack]) -> BTreeMap<u64, Value> {
         }
         acked.insert(*index, (data.clone(), *via));
     }
-    acked
-        .into_iter()
-        .map(|(index, (data, _))| (index, data))
-        .collect()
+    acked.into_iter().map(|(index, (data, _))| (index, data)).collect()
 }

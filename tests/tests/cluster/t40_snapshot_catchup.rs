@@ -29,10 +29,7 @@ async fn node_behind_purged_log_catches_up_by_snapshot() {
     let mut cluster = Cluster::start("t40_snapshot_catchup", options).await;
     let leader = cluster.wait_for_leader().await;
     let lagging = cluster.followers_of(leader)[0];
-    let lagging_metrics = cluster
-        .raft_metrics(lagging)
-        .await
-        .expect("lagging node's /metrics");
+    let lagging_metrics = cluster.raft_metrics(lagging).await.expect("lagging node's /metrics");
     let lagging_last = lagging_metrics["last_log_index"]
         .as_u64()
         .unwrap_or_else(|| panic!("node{lagging} metrics.raft.last_log_index: {lagging_metrics}"));
@@ -94,13 +91,8 @@ async fn node_behind_purged_log_catches_up_by_snapshot() {
     })
     .await;
     // Ask for an index it surely has: what `from` below first_index does is not in the contract.
-    let page = cluster
-        .log_page(lagging, target, 1)
-        .await
-        .expect("lagging node's /raft/log");
-    let first_index = page
-        .first_index
-        .unwrap_or_else(|| panic!("node{lagging} /raft/log reports no first_index"));
+    let page = cluster.log_page(lagging, target, 1).await.expect("lagging node's /raft/log");
+    let first_index = page.first_index.unwrap_or_else(|| panic!("node{lagging} /raft/log reports no first_index"));
     eprintln!(
         "t40_snapshot_catchup: node{lagging} caught up to {target}; first_index {first_index}, metrics {metrics}"
     );
@@ -110,20 +102,13 @@ async fn node_behind_purged_log_catches_up_by_snapshot() {
          should start after a received snapshot; /raft/log first_index = {first_index}"
     );
     // The entries it does hold after the snapshot are the acknowledged ones.
-    let tail: BTreeMap<u64, Value> = acked
-        .range(first_index..)
-        .map(|(i, d)| (*i, d.clone()))
-        .collect();
+    let tail: BTreeMap<u64, Value> = acked.range(first_index..).map(|(i, d)| (*i, d.clone())).collect();
     cluster.assert_log_holds(lagging, &tail).await;
 
     // It keeps following: a new append reaches it.
     let data = json!({"test": "t40", "after_catchup": true});
-    let fresh = cluster
-        .append_retrying(&live, &data, CONVERGE_TIMEOUT)
-        .await;
-    cluster
-        .assert_log_holds(lagging, &BTreeMap::from([(fresh.index, data)]))
-        .await;
+    let fresh = cluster.append_retrying(&live, &data, CONVERGE_TIMEOUT).await;
+    cluster.assert_log_holds(lagging, &BTreeMap::from([(fresh.index, data)])).await;
 }
 
 /// Appends entry number `seq` through the live nodes and records it.

@@ -22,39 +22,21 @@ async fn added_node_votes_and_removed_node_leaves_a_working_cluster() {
     let mut cluster = Cluster::start("t50_membership", ClusterOptions::default()).await;
     let leader = cluster.wait_for_leader().await;
     let via = cluster.followers_of(leader)[0];
-    let before = cluster
-        .append_retrying(
-            &[1, 2, 3],
-            &json!({"test": "t50", "before_join": true}),
-            CONVERGE_TIMEOUT,
-        )
-        .await;
+    let before =
+        cluster.append_retrying(&[1, 2, 3], &json!({"test": "t50", "before_join": true}), CONVERGE_TIMEOUT).await;
 
     cluster.start_joining_node(JOINER).await;
     let joiner_addr = cluster.addr(JOINER);
     let request = json!({"node_id": format!("node{JOINER}"), "addr": joiner_addr});
     // Sent to a follower: it must forward the change to the leader.
-    let reply = cluster
-        .post_with_timeout(via, "/cluster/add", &request, MEMBERSHIP_TIMEOUT)
-        .await
-        .expect("POST /cluster/add");
-    assert_eq!(
-        reply.status, 200,
-        "node{via} POST /cluster/add {request}: {reply}"
-    );
+    let reply =
+        cluster.post_with_timeout(via, "/cluster/add", &request, MEMBERSHIP_TIMEOUT).await.expect("POST /cluster/add");
+    assert_eq!(reply.status, 200, "node{via} POST /cluster/add {request}: {reply}");
     let members = members_of(&reply.body).unwrap_or_else(|e| panic!("/cluster/add reply: {e}"));
-    let joined = members
-        .get(&JOINER)
-        .unwrap_or_else(|| panic!("/cluster/add reply does not list node{JOINER}: {reply}"));
-    assert_eq!(
-        joined["voter"], true,
-        "/cluster/add returns once node{JOINER} votes: {reply}"
-    );
-    assert_eq!(
-        joined["addr"],
-        json!(joiner_addr),
-        "node{JOINER}'s address in {reply}"
-    );
+    let joined =
+        members.get(&JOINER).unwrap_or_else(|| panic!("/cluster/add reply does not list node{JOINER}: {reply}"));
+    assert_eq!(joined["voter"], true, "/cluster/add returns once node{JOINER} votes: {reply}");
+    assert_eq!(joined["addr"], json!(joiner_addr), "node{JOINER}'s address in {reply}");
     assert_eq!(members.len(), 4, "members after the add: {reply}");
     for id in 1..=JOINER {
         cluster.wait_membership(id, JOINER, true).await;
@@ -62,54 +44,28 @@ async fn added_node_votes_and_removed_node_leaves_a_working_cluster() {
 
     // The joiner holds the log from before it joined and follows new appends.
     let data = json!({"test": "t50", "with_joiner": true});
-    let during = cluster
-        .append_retrying(&[1, 2, 3], &data, CONVERGE_TIMEOUT)
-        .await;
+    let during = cluster.append_retrying(&[1, 2, 3], &data, CONVERGE_TIMEOUT).await;
     let joiner_expects = BTreeMap::from([(during.index, data)]);
     cluster.assert_log_holds(JOINER, &joiner_expects).await;
     let early = cluster
         .log_entry(JOINER, before.index)
         .await
         .expect("node4's /raft/log")
-        .unwrap_or_else(|| {
-            panic!(
-                "node{JOINER} lacks entry {} from before it joined",
-                before.index
-            )
-        });
-    assert_eq!(
-        early["data"],
-        json!({"test": "t50", "before_join": true}),
-        "node{JOINER}: {early}"
-    );
+        .unwrap_or_else(|| panic!("node{JOINER} lacks entry {} from before it joined", before.index));
+    assert_eq!(early["data"], json!({"test": "t50", "before_join": true}), "node{JOINER}: {early}");
 
     // Remove it, again through a member that is not the leader.
-    let leader = cluster
-        .wait_for_leader_among(&[1, 2, 3, JOINER], None)
-        .await;
-    let via = [1, 2, 3]
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a non-leader member");
+    let leader = cluster.wait_for_leader_among(&[1, 2, 3, JOINER], None).await;
+    let via = [1, 2, 3].into_iter().find(|&id| id != leader).expect("a non-leader member");
     let request = json!({"node_id": format!("node{JOINER}")});
     let reply = cluster
         .post_with_timeout(via, "/cluster/remove", &request, MEMBERSHIP_TIMEOUT)
         .await
         .expect("POST /cluster/remove");
-    assert_eq!(
-        reply.status, 200,
-        "node{via} POST /cluster/remove {request}: {reply}"
-    );
+    assert_eq!(reply.status, 200, "node{via} POST /cluster/remove {request}: {reply}");
     let members = members_of(&reply.body).unwrap_or_else(|e| panic!("/cluster/remove reply: {e}"));
-    assert!(
-        !members.contains_key(&JOINER),
-        "/cluster/remove reply still lists node{JOINER}: {reply}"
-    );
-    assert_eq!(
-        members.keys().copied().collect::<Vec<_>>(),
-        [1, 2, 3],
-        "members after the remove: {reply}"
-    );
+    assert!(!members.contains_key(&JOINER), "/cluster/remove reply still lists node{JOINER}: {reply}");
+    assert_eq!(members.keys().copied().collect::<Vec<_>>(), [1, 2, 3], "members after the remove: {reply}");
     for id in 1..=3 {
         cluster.wait_membership(id, JOINER, false).await;
     }
@@ -120,9 +76,7 @@ async fn added_node_votes_and_removed_node_leaves_a_working_cluster() {
     let mut acked = BTreeMap::new();
     for id in 1..=3 {
         let data = json!({"test": "t50", "after_remove_via": id});
-        let appended = cluster
-            .append_retrying(&[id], &data, CONVERGE_TIMEOUT)
-            .await;
+        let appended = cluster.append_retrying(&[id], &data, CONVERGE_TIMEOUT).await;
         acked.insert(appended.index, data);
     }
     for id in 1..=3 {

@@ -59,22 +59,10 @@ async fn bad_requests_get_contract_4xx_errors_and_node_keeps_serving() {
     for id in [follower, leader] {
         let role = if id == leader { "leader" } else { "follower" };
         for case in CASES {
-            let context = format!(
-                "{} {} ({}) on node{id} ({role})",
-                case.method, case.path, case.what
-            );
+            let context = format!("{} {} ({}) on node{id} ({role})", case.method, case.path, case.what);
             let reply = match case.method {
                 "GET" => cluster.get(id, case.path).await,
-                _ => {
-                    cluster
-                        .post_bytes(
-                            id,
-                            case.path,
-                            Some("application/json"),
-                            case.body.as_bytes().to_vec(),
-                        )
-                        .await
-                }
+                _ => cluster.post_bytes(id, case.path, Some("application/json"), case.body.as_bytes().to_vec()).await,
             }
             .unwrap_or_else(|e| panic!("{context}: {e}"));
             assert_contract_error(&reply, case.status, case.code, &context);
@@ -85,11 +73,7 @@ async fn bad_requests_get_contract_4xx_errors_and_node_keeps_serving() {
 
     // Writes still work after all that.
     cluster
-        .append_retrying(
-            &[follower, leader],
-            &json!({"test": "t60", "after_bad_input": true}),
-            CONVERGE_TIMEOUT,
-        )
+        .append_retrying(&[follower, leader], &json!({"test": "t60", "after_bad_input": true}), CONVERGE_TIMEOUT)
         .await;
 }
 
@@ -98,40 +82,24 @@ async fn oversized(cluster: &Cluster, id: u64, role: &str) {
     // A body far above the limit, sent so that an early 413 is still read.
     let filler = "x".repeat(2 * BODY_BYTES_MAX);
     let body = format!(r#"{{"data": "{filler}"}}"#).into_bytes();
-    let context = format!(
-        "POST /raft/append with a {} byte body on node{id} ({role})",
-        body.len()
-    );
-    let reply = post_raw(
-        cluster.port(id),
-        "/raft/append",
-        "application/json",
-        body,
-        RAW_TIMEOUT,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{context}: {e}"));
-    assert_contract_error(&reply, 413, "too_large", &context);
-    still_serving(cluster, id, &context).await;
-
-    // A body under the body limit whose `data` alone is above the value limit.
-    let filler = "y".repeat(VALUE_BYTES_MAX + 1024);
-    let context = format!(
-        "POST /raft/append with {} bytes of data on node{id} ({role})",
-        filler.len() + 2
-    );
-    let reply: Reply = cluster
-        .post(id, "/raft/append", &json!({ "data": filler }))
+    let context = format!("POST /raft/append with a {} byte body on node{id} ({role})", body.len());
+    let reply = post_raw(cluster.port(id), "/raft/append", "application/json", body, RAW_TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("{context}: {e}"));
     assert_contract_error(&reply, 413, "too_large", &context);
     still_serving(cluster, id, &context).await;
 
+    // A body under the body limit whose `data` alone is above the value limit.
+    let filler = "y".repeat(VALUE_BYTES_MAX + 1024);
+    let context = format!("POST /raft/append with {} bytes of data on node{id} ({role})", filler.len() + 2);
+    let reply: Reply =
+        cluster.post(id, "/raft/append", &json!({ "data": filler })).await.unwrap_or_else(|e| panic!("{context}: {e}"));
+    assert_contract_error(&reply, 413, "too_large", &context);
+    still_serving(cluster, id, &context).await;
+
     // A quarter of the value limit is an ordinary entry: the limit is not too low.
     let data = json!({"test": "t60", "filler": "z".repeat(VALUE_BYTES_MAX / 4)});
-    cluster
-        .append_retrying(&[id], &data, CONVERGE_TIMEOUT)
-        .await;
+    cluster.append_retrying(&[id], &data, CONVERGE_TIMEOUT).await;
 }
 
 /// Asserts that node `id` still answers `/health` after `context`.

@@ -24,18 +24,10 @@ async fn append_without_quorum_fails_with_503_unavailable() {
     let started = Instant::now();
     let data = json!({"test": "t70", "without_quorum": true});
     let reply = cluster
-        .post_with_timeout(
-            leader,
-            "/raft/append",
-            &json!({ "data": data }),
-            CLIENT_TIMEOUT,
-        )
+        .post_with_timeout(leader, "/raft/append", &json!({ "data": data }), CLIENT_TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("node{leader} (alone) POST /raft/append: no reply: {e}"));
-    eprintln!(
-        "t70_no_quorum: node{leader} alone answered the append after {:.3?}: {reply}",
-        started.elapsed()
-    );
+    eprintln!("t70_no_quorum: node{leader} alone answered the append after {:.3?}: {reply}", started.elapsed());
     let context = format!("POST /raft/append on node{leader}, the only live node of three");
     assert_contract_error(&reply, 503, "unavailable", &context);
     cluster
@@ -47,15 +39,6 @@ async fn append_without_quorum_fails_with_503_unavailable() {
     cluster.restart(followers[0]).await;
     let live = [leader, followers[0]];
     cluster.wait_for_leader_among(&live, None).await;
-    let appended = cluster
-        .append_retrying(
-            &live,
-            &json!({"test": "t70", "quorum_back": true}),
-            CONVERGE_TIMEOUT,
-        )
-        .await;
-    eprintln!(
-        "t70_no_quorum: quorum back, append committed at index {}",
-        appended.index
-    );
+    let appended = cluster.append_retrying(&live, &json!({"test": "t70", "quorum_back": true}), CONVERGE_TIMEOUT).await;
+    eprintln!("t70_no_quorum: quorum back, append committed at index {}", appended.index);
 }

@@ -102,18 +102,12 @@ impl Api {
             .pool_max_idle_per_host(0)
             .build()
             .expect("build the HTTP client");
-        Api {
-            http,
-            ports: Arc::new(ports),
-        }
+        Api { http, ports: Arc::new(ports) }
     }
 
     /// The TCP port of node `id`; panics for a node the cluster never had.
     pub fn port(&self, id: u64) -> u16 {
-        *self
-            .ports
-            .get(&id)
-            .unwrap_or_else(|| panic!("node{id} is not part of this test cluster"))
+        *self.ports.get(&id).unwrap_or_else(|| panic!("node{id} is not part of this test cluster"))
     }
 
     /// The node's base address as the cluster knows it (`http://127.0.0.1:P`).
@@ -129,8 +123,7 @@ impl Api {
 
     /// `POST path` with a JSON body on node `id`, default timeout.
     pub async fn post(&self, id: u64, path: &str, body: &Value) -> Result<Reply, String> {
-        self.post_with_timeout(id, path, body, REQUEST_TIMEOUT)
-            .await
+        self.post_with_timeout(id, path, body, REQUEST_TIMEOUT).await
     }
 
     /// `POST path` with a JSON body on node `id`, bounded by `timeout`.
@@ -141,11 +134,7 @@ impl Api {
         body: &Value,
         timeout: Duration,
     ) -> Result<Reply, String> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.addr(id)))
-            .json(body)
-            .timeout(timeout);
+        let request = self.http.post(format!("{}{path}", self.addr(id))).json(body).timeout(timeout);
         send(id, "POST", path, request).await
     }
 
@@ -157,10 +146,7 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Reply, String> {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.addr(id)))
-            .body(body);
+        let mut request = self.http.post(format!("{}{path}", self.addr(id))).body(body);
         if let Some(content_type) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
@@ -195,12 +181,10 @@ impl Api {
         let body = self.get_ok(id, "/raft/leader").await?;
         match &body["leader"] {
             Value::Null => Ok(None),
-            Value::String(name) => node_number(name)
-                .map(Some)
-                .ok_or_else(|| format!("node{id} /raft/leader names no nodeN: {body}")),
-            _ => Err(format!(
-                "node{id} /raft/leader: leader is not a string: {body}"
-            )),
+            Value::String(name) => {
+                node_number(name).map(Some).ok_or_else(|| format!("node{id} /raft/leader names no nodeN: {body}"))
+            }
+            _ => Err(format!("node{id} /raft/leader: leader is not a string: {body}")),
         }
     }
 
@@ -209,11 +193,43 @@ impl Api {
         let body = self.get_ok(id, "/metrics").await?;
         match &body["raft"] {
             raft @ Value::Object(_) => Ok(raft.clone()),
-            _ => Err(format!(
-                "node{id} /metrics has no raft object: {}",
-                shorten(&body.to_string())
-            )),
+            _ => Err(format!("node{id} /metrics has no raft object: {}", shorten(&body.to_string()))),
         }
+    }
+
+    /// Metric family `name` in node `id`'s `GET /metrics` JSON (`metrics.<name>`),
+    /// summed over its samples: counters and gauges add their `value`,
+    /// histograms their `count` (observations). `None` when the family is
+    /// absent (a labelled family with no sample yet, or not implemented).
+    pub async fn metric(&self, id: u64, name: &str) -> Result<Option<f64>, String> {
+        let body = self.get_ok(id, "/metrics").await?;
+        let family = &body["metrics"][name];
+        let sample_total =
+            |sample: &Value| sample.as_f64().or_else(|| sample["value"].as_f64()).or_else(|| sample["count"].as_f64());
+        match family {
+            Value::Null => Ok(None),
+            Value::Array(samples) => samples
+                .iter()
+                .map(|sample| {
+                    sample_total(sample)
+                        .ok_or_else(|| format!("node{id} metric {name}: sample without value or count: {sample}"))
+                })
+                .sum::<Result<f64, String>>()
+                .map(Some),
+            other => sample_total(other)
+                .map(Some)
+                .ok_or_else(|| format!("node{id} metric {name}: not a number or sample list: {other}")),
+        }
+    }
+
+    /// [`Api::metric`] summed over the nodes `ids` (absent counts as 0).
+    /// Counters are per process: the sum moves whichever node counts an event.
+    pub async fn metric_sum(&self, ids: &[u64], name: &str) -> Result<f64, String> {
+        let mut total = 0.0;
+        for &id in ids {
+            total += self.metric(id, name).await?.unwrap_or(0.0);
+        }
+        Ok(total)
     }
 
     /// `POST /raft/append {"data": data}` on node `id`; `Err` unless 2xx with
@@ -223,15 +239,8 @@ impl Api {
     }
 
     /// [`Api::append`] bounded by `timeout`.
-    pub async fn append_with_timeout(
-        &self,
-        id: u64,
-        data: &Value,
-        timeout: Duration,
-    ) -> Result<Appended, String> {
-        let reply = self
-            .post_with_timeout(id, "/raft/append", &json!({ "data": data }), timeout)
-            .await?;
+    pub async fn append_with_timeout(&self, id: u64, data: &Value, timeout: Duration) -> Result<Appended, String> {
+        let reply = self.post_with_timeout(id, "/raft/append", &json!({ "data": data }), timeout).await?;
         parse_appended(id, &reply)
     }
 
@@ -265,38 +274,21 @@ impl Api {
         let body = self.get_ok(id, &path).await?;
         let entries = body["entries"]
             .as_array()
-            .ok_or_else(|| {
-                format!(
-                    "node{id} GET {path}: no entries array: {}",
-                    shorten(&body.to_string())
-                )
-            })?
+            .ok_or_else(|| format!("node{id} GET {path}: no entries array: {}", shorten(&body.to_string())))?
             .clone();
-        let last_index = body["last_index"]
-            .as_u64()
-            .ok_or_else(|| format!("node{id} GET {path}: no numeric last_index"))?;
-        Ok(LogPage {
-            entries,
-            first_index: body["first_index"].as_u64(),
-            last_index,
-        })
+        let last_index =
+            body["last_index"].as_u64().ok_or_else(|| format!("node{id} GET {path}: no numeric last_index"))?;
+        Ok(LogPage { entries, first_index: body["first_index"].as_u64(), last_index })
     }
 
     /// The entries of node `id`'s log with `from <= index <= to`, by index,
     /// following pages. Indices the node does not have (not yet replicated,
     /// or compacted into a snapshot) are simply absent from the map.
-    pub async fn log_range(
-        &self,
-        id: u64,
-        from: u64,
-        to: u64,
-    ) -> Result<BTreeMap<u64, Value>, String> {
+    pub async fn log_range(&self, id: u64, from: u64, to: u64) -> Result<BTreeMap<u64, Value>, String> {
         let mut found = BTreeMap::new();
         let mut next = from;
         while next <= to {
-            let page = self
-                .log_page(id, next, LOG_PAGE_ENTRIES_MAX.min(to - next + 1))
-                .await?;
+            let page = self.log_page(id, next, LOG_PAGE_ENTRIES_MAX.min(to - next + 1)).await?;
             let mut highest = None;
             for entry in page.entries {
                 let index = entry["index"]
@@ -336,9 +328,7 @@ impl Api {
 
 /// The `members` of a `/cluster` body, by node number.
 pub fn members_of(cluster: &Value) -> Result<BTreeMap<u64, Value>, String> {
-    let list = cluster["members"]
-        .as_array()
-        .ok_or_else(|| format!("no members array in {cluster}"))?;
+    let list = cluster["members"].as_array().ok_or_else(|| format!("no members array in {cluster}"))?;
     let mut members = BTreeMap::new();
     for member in list {
         let id = member["node_id"]
@@ -356,36 +346,18 @@ pub fn node_number(name: &str) -> Option<u64> {
 }
 
 /// Reads a reply into a [`Reply`]; `Err` only for transport failures.
-async fn send(
-    id: u64,
-    method: &str,
-    path: &str,
-    request: reqwest::RequestBuilder,
-) -> Result<Reply, String> {
+async fn send(id: u64, method: &str, path: &str, request: reqwest::RequestBuilder) -> Result<Reply, String> {
     let request = request.header(reqwest::header::ACCEPT, "application/json");
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("node{id} {method} {path}: {}", describe(&e)))?;
+    let response = request.send().await.map_err(|e| format!("node{id} {method} {path}: {}", describe(&e)))?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let text = response.text().await.map_err(|e| {
-        format!(
-            "node{id} {method} {path}: HTTP {status}, body unreadable: {}",
-            describe(&e)
-        )
-    })?;
+    let content_type =
+        response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("node{id} {method} {path}: HTTP {status}, body unreadable: {}", describe(&e)))?;
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok(Reply {
-        status,
-        content_type,
-        body,
-        text,
-    })
+    Ok(Reply { status, content_type, body, text })
 }
 
 /// The acknowledgement of an append, or why the reply is not one.
@@ -395,9 +367,7 @@ fn parse_appended(id: u64, reply: &Reply) -> Result<Appended, String> {
     }
     match (reply.body["index"].as_u64(), reply.body["term"].as_u64()) {
         (Some(index), Some(term)) => Ok(Appended { index, term }),
-        _ => Err(format!(
-            "node{id} POST /raft/append: no numeric index/term in {reply}"
-        )),
+        _ => Err(format!("node{id} POST /raft/append: no numeric index/term in {reply}")),
     }
 }
 

@@ -105,19 +105,13 @@ impl Cluster {
     /// name) labels the temp dir and failure reports.
     pub async fn start(name: &str, options: ClusterOptions) -> Cluster {
         let bin = dsync_bin();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("dsync-{name}-"))
-            .tempdir()
-            .expect("create the test's temp dir");
+        let dir =
+            tempfile::Builder::new().prefix(&format!("dsync-{name}-")).tempdir().expect("create the test's temp dir");
         let root = dir.path().to_path_buf();
         let log_dir = root.join("logs");
         fs::create_dir_all(&log_dir).expect("create the log dir");
         let ports: BTreeMap<u64, u16> = (1..=options.size).map(|id| (id, free_port())).collect();
-        let peers = ports
-            .iter()
-            .map(|(id, port)| format!("node{id}=127.0.0.1:{port}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let peers = ports.iter().map(|(id, port)| format!("node{id}=127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
         let mut cluster = Cluster {
             name: name.to_owned(),
             bin,
@@ -143,10 +137,7 @@ impl Cluster {
     /// members' `PEERS`, which do not name it), so it waits to be added with
     /// `POST /cluster/add`. Returns once it serves `/health`.
     pub async fn start_joining_node(&mut self, id: u64) {
-        assert!(
-            !self.nodes.contains_key(&id),
-            "node{id} already exists in this cluster"
-        );
+        assert!(!self.nodes.contains_key(&id), "node{id} already exists in this cluster");
         self.add_node(id, free_port());
         self.wait_serving(id).await;
     }
@@ -177,37 +168,23 @@ impl Cluster {
 
     /// Numbers of the nodes currently running, ascending.
     pub fn running(&self) -> Vec<u64> {
-        self.nodes
-            .values()
-            .filter(|node| node.is_running())
-            .map(|node| node.id)
-            .collect()
+        self.nodes.values().filter(|node| node.is_running()).map(|node| node.id).collect()
     }
 
     /// Running nodes that were in the initial `PEERS`.
     pub fn running_members(&self) -> Vec<u64> {
-        self.running()
-            .into_iter()
-            .filter(|&id| id <= self.options.size)
-            .collect()
+        self.running().into_iter().filter(|&id| id <= self.options.size).collect()
     }
 
     /// Running initial members other than `leader`.
     pub fn followers_of(&self, leader: u64) -> Vec<u64> {
-        self.running_members()
-            .into_iter()
-            .filter(|&id| id != leader)
-            .collect()
+        self.running_members().into_iter().filter(|&id| id != leader).collect()
     }
 
     /// A readable account of every node: process state and the tails of its
     /// stderr, stdout and log files. Printed automatically when a test fails.
     pub fn report(&mut self) -> String {
-        let mut text = format!(
-            "==== {} cluster report (dir {}) ====\n",
-            self.name,
-            self.root.display()
-        );
+        let mut text = format!("==== {} cluster report (dir {}) ====\n", self.name, self.root.display());
         for node in self.nodes.values_mut() {
             text.push_str(&node.report());
         }
@@ -230,18 +207,9 @@ impl Cluster {
         ];
         let options = &self.options;
         let optional = [
-            (
-                "HEARTBEAT_INTERVAL",
-                options.heartbeat_interval_s.map(|s| s.to_string()),
-            ),
-            (
-                "HEARTBEAT_TIMEOUT",
-                options.heartbeat_timeout_s.map(|s| s.to_string()),
-            ),
-            (
-                "SNAPSHOT_ENTRIES",
-                options.snapshot_entries.map(|n| n.to_string()),
-            ),
+            ("HEARTBEAT_INTERVAL", options.heartbeat_interval_s.map(|s| s.to_string())),
+            ("HEARTBEAT_TIMEOUT", options.heartbeat_timeout_s.map(|s| s.to_string())),
+            ("SNAPSHOT_ENTRIES", options.snapshot_entries.map(|n| n.to_string())),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -276,16 +244,10 @@ impl Cluster {
                 continue;
             }
             let remaining = STARTUP_TIMEOUT.saturating_sub(start.elapsed());
-            assert!(
-                !remaining.is_zero(),
-                "{}: node{id} did not serve /health within {STARTUP_TIMEOUT:?}",
-                self.name
-            );
+            assert!(!remaining.is_zero(), "{}: node{id} did not serve /health within {STARTUP_TIMEOUT:?}", self.name);
             // Look at the process again at least every second while polling.
             let api = self.api.clone();
-            let health = poll_until(remaining.min(Duration::from_secs(1)), async || {
-                api.health(id).await
-            });
+            let health = poll_until(remaining.min(Duration::from_secs(1)), async || api.health(id).await);
             if health.await.is_ok() {
                 return;
             }
@@ -293,9 +255,7 @@ impl Cluster {
     }
 
     fn node_mut(&mut self, id: u64) -> &mut NodeProcess {
-        self.nodes
-            .get_mut(&id)
-            .unwrap_or_else(|| panic!("node{id} is not part of this test cluster"))
+        self.nodes.get_mut(&id).unwrap_or_else(|| panic!("node{id} is not part of this test cluster"))
     }
 }
 
@@ -328,10 +288,7 @@ pub fn dsync_bin() -> PathBuf {
         return path;
     }
     let exe = std::env::current_exe().expect("locate the test binary");
-    let mut dir = exe
-        .parent()
-        .expect("the test binary has a parent dir")
-        .to_path_buf();
+    let mut dir = exe.parent().expect("the test binary has a parent dir").to_path_buf();
     if dir.file_name().is_some_and(|name| name == "deps") {
         dir.pop();
     }

@@ -11,7 +11,10 @@
 //! - [`waits`]: waits for an agreed leader, an applied index, a membership,
 //!   and checks that acknowledged entries are in a node's log.
 //! - [`api`]: an HTTP client addressed by node number, with typed helpers
-//!   for the Health/Raft/cluster routes of `shared/API.md`.
+//!   for the Health/Raft/cluster routes of `shared/API.md` and for reading
+//!   one metric family (per node, or summed over nodes). Topic binaries add
+//!   their own route helpers as `impl Api` blocks in their own modules
+//!   (e.g. `locks/client.rs`).
 //! - [`poll`]: re-check a condition until a deadline; never a fixed sleep.
 //! - [`ports`]: free TCP ports that cannot collide with the nodes' own
 //!   outgoing connections.
@@ -38,20 +41,10 @@ pub use waits::CONVERGE_TIMEOUT;
 /// content type, and a body `{"error":{"code":code,"message":<non-empty>}}`.
 /// `context` says which request this was, for the failure message.
 pub fn assert_contract_error(reply: &Reply, status: u16, code: &str, context: &str) {
-    assert_eq!(
-        reply.status, status,
-        "{context}: expected HTTP {status} `{code}`, got {reply}"
-    );
-    assert_eq!(
-        reply.error_code(),
-        Some(code),
-        "{context}: expected error.code `{code}`, got {reply}"
-    );
+    assert_eq!(reply.status, status, "{context}: expected HTTP {status} `{code}`, got {reply}");
+    assert_eq!(reply.error_code(), Some(code), "{context}: expected error.code `{code}`, got {reply}");
     let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        !message.trim().is_empty(),
-        "{context}: error.message must be a non-empty string, got {reply}"
-    );
+    assert!(!message.trim().is_empty(), "{context}: error.message must be a non-empty string, got {reply}");
     let content_type = reply.content_type.as_deref().unwrap_or_default();
     assert!(
         content_type.starts_with("application/json"),

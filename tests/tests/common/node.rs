@@ -58,13 +58,7 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// A slot whose captured stdout/stderr go to `root/nodeN.{stdout,stderr}`
     /// and whose server log is `log_dir/nodeN.log`. Nothing runs yet.
-    pub fn new(
-        id: u64,
-        port: u16,
-        env: Vec<(String, String)>,
-        root: &Path,
-        log_dir: &Path,
-    ) -> Self {
+    pub fn new(id: u64, port: u16, env: Vec<(String, String)>, root: &Path, log_dir: &Path) -> Self {
         NodeProcess {
             id,
             port,
@@ -83,10 +77,7 @@ impl NodeProcess {
         assert!(self.child.is_none(), "node{} is already running", self.id);
         self.spawns += 1;
         self.exit = None;
-        note(
-            &self.stderr_path,
-            &format!("spawn #{} of node{}", self.spawns, self.id),
-        );
+        note(&self.stderr_path, &format!("spawn #{} of node{}", self.spawns, self.id));
         let mut command = Command::new(bin);
         command
             .arg("serve")
@@ -111,27 +102,17 @@ impl NodeProcess {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} for node{}: {e}", bin.display(), self.id));
+        let child = command.spawn().unwrap_or_else(|e| panic!("spawn {} for node{}: {e}", bin.display(), self.id));
         self.child = Some(child);
     }
 
     /// SIGKILLs the process and reaps it. Panics if it is not running.
     pub fn kill(&mut self) {
-        let mut child = self
-            .child
-            .take()
-            .unwrap_or_else(|| panic!("kill node{}: it is not running", self.id));
+        let mut child = self.child.take().unwrap_or_else(|| panic!("kill node{}: it is not running", self.id));
         // kill() is SIGKILL on Unix; it fails only if the child was reaped.
         let _ = child.kill();
-        let status = child
-            .wait()
-            .map_or_else(|e| e.to_string(), |s| s.to_string());
-        note(
-            &self.stderr_path,
-            &format!("killed by the test with SIGKILL ({status})"),
-        );
+        let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+        note(&self.stderr_path, &format!("killed by the test with SIGKILL ({status})"));
     }
 
     /// True while a process of this slot runs (as far as the test knows).
@@ -158,10 +139,7 @@ impl NodeProcess {
             (None, Some(exit)) => format!("EXITED on its own: {exit}"),
             (None, None) => "not running (killed by the test)".to_owned(),
         };
-        let mut text = format!(
-            "---- node{} (port {}, {} spawns): {state}\n",
-            self.id, self.port, self.spawns
-        );
+        let mut text = format!("---- node{} (port {}, {} spawns): {state}\n", self.id, self.port, self.spawns);
         for path in [&self.stderr_path, &self.stdout_path, &self.log_path] {
             text.push_str(&tail(path));
         }
@@ -181,11 +159,7 @@ impl Drop for NodeProcess {
 
 /// Opens `path` for appending, so captured output survives restarts.
 fn append_to(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+    OpenOptions::new().create(true).append(true).open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
 /// Writes a fixture marker line into a node's captured stderr, so a reader
@@ -206,12 +180,7 @@ fn tail(path: &Path) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let shown = &lines[lines.len().saturating_sub(TAIL_LINES)..];
-    let mut out = format!(
-        "  -- last {} of {} lines of {}\n",
-        shown.len(),
-        lines.len(),
-        path.display()
-    );
+    let mut out = format!("  -- last {} of {} lines of {}\n", shown.len(), lines.len(), path.display());
     for line in shown {
         let mut end = line.len().min(TAIL_LINE_BYTES_MAX);
         while !line.is_char_boundary(end) {

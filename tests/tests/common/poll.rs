@@ -19,11 +19,7 @@ const POLL_PAUSE_MAX: Duration = Duration::from_millis(200);
 ///
 /// `check` should describe in its `Err` what it saw (which node, which value),
 /// because that text is the failure message a reader gets.
-pub async fn eventually<T>(
-    what: impl Display,
-    timeout: Duration,
-    check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
+pub async fn eventually<T>(what: impl Display, timeout: Duration, check: impl AsyncFnMut() -> Result<T, String>) -> T {
     match poll_until(timeout, check).await {
         Ok(value) => value,
         Err(failure) => panic!("timed out waiting for {what}: {failure}"),
@@ -32,10 +28,7 @@ pub async fn eventually<T>(
 
 /// Like [`eventually`], but returns the failure instead of panicking, for
 /// callers that recover (respawn a node, append more entries).
-pub async fn poll_until<T>(
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> Result<T, String> {
+pub async fn poll_until<T>(timeout: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> Result<T, String> {
     let start = Instant::now();
     let mut pause = POLL_PAUSE_FIRST;
     let mut attempts: u32 = 0;
@@ -47,9 +40,7 @@ pub async fn poll_until<T>(
         };
         let elapsed = start.elapsed();
         if elapsed >= timeout {
-            return Err(format!(
-                "still false after {elapsed:.1?} ({attempts} checks); last observation: {last}"
-            ));
+            return Err(format!("still false after {elapsed:.1?} ({attempts} checks); last observation: {last}"));
         }
         tokio::time::sleep(pause.min(timeout - elapsed)).await;
         pause = (pause * 2).min(POLL_PAUSE_MAX);

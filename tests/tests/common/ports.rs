@@ -27,10 +27,7 @@ struct Allocator {
     cursor: Option<u32>,
 }
 
-static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
-    handed_out: BTreeSet::new(),
-    cursor: None,
-});
+static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator { handed_out: BTreeSet::new(), cursor: None });
 
 /// Returns a port on 127.0.0.1 that binds right now, lies below the kernel's
 /// ephemeral range (see the module doc), and was not returned before by this
@@ -38,9 +35,7 @@ static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
 pub fn free_port() -> u16 {
     let (ephemeral_low, _) = ephemeral_range();
     let floor = FLOOR_PORT.max(ephemeral_low.saturating_sub(SPAN_PORTS_MAX));
-    let mut allocator = ALLOCATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut allocator = ALLOCATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if ephemeral_low <= floor + 1_000 {
         return kernel_port(&mut allocator);
     }
@@ -48,9 +43,7 @@ pub fn free_port() -> u16 {
     // Start at a place that differs between processes, so that two test
     // processes on one machine (a developer and CI) rarely scan the same ports.
     let start = *allocator.cursor.get_or_insert_with(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         (std::process::id().wrapping_mul(7_919) ^ nanos) % span
     });
     for step in 0..span {
@@ -72,10 +65,7 @@ pub fn free_port() -> u16 {
 fn kernel_port(allocator: &mut Allocator) -> u16 {
     loop {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-        let port = listener
-            .local_addr()
-            .expect("local_addr of a bound socket")
-            .port();
+        let port = listener.local_addr().expect("local_addr of a bound socket").port();
         if allocator.handed_out.insert(port) {
             return port;
         }
@@ -84,11 +74,8 @@ fn kernel_port(allocator: &mut Allocator) -> u16 {
 
 /// The kernel's ephemeral port range, `(low, high)`; Linux's default if unknown.
 fn ephemeral_range() -> (u16, u16) {
-    let text =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut numbers = text
-        .split_whitespace()
-        .filter_map(|n| n.parse::<u16>().ok());
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text.split_whitespace().filter_map(|n| n.parse::<u16>().ok());
     match (numbers.next(), numbers.next()) {
         (Some(low), Some(high)) if low <= high => (low, high),
         _ => (32_768, 60_999),

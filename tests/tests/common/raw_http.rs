@@ -25,9 +25,7 @@ pub async fn post_raw(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Reply, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
     let (mut reader, mut writer) = stream.into_split();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n\
@@ -109,12 +107,7 @@ fn parse_response(received: &[u8], connection_ended: bool) -> Option<Reply> {
         return None;
     };
     let text = String::from_utf8_lossy(&body).into_owned();
-    Some(Reply {
-        status,
-        content_type,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    })
+    Some(Reply { status, content_type, body: serde_json::from_str(&text).unwrap_or(Value::Null), text })
 }
 
 /// Decodes a complete chunked body; `None` until the last chunk has arrived.

@@ -23,17 +23,13 @@ impl Cluster {
     /// Waits until every running initial member names the same leader, that
     /// leader is one of them, and returns it.
     pub async fn wait_for_leader(&self) -> u64 {
-        self.wait_for_leader_among(&self.running_members(), None)
-            .await
+        self.wait_for_leader_among(&self.running_members(), None).await
     }
 
     /// Waits until all of `ids` name the same leader, which is one of `ids`
     /// and not `excluded` (a killed leader the survivors may still name).
     pub async fn wait_for_leader_among(&self, ids: &[u64], excluded: Option<u64>) -> u64 {
-        let what = format!(
-            "{}: nodes {ids:?} to agree on a leader (not {excluded:?})",
-            self.name
-        );
+        let what = format!("{}: nodes {ids:?} to agree on a leader (not {excluded:?})", self.name);
         eventually(what, LEADER_TIMEOUT, async || {
             let mut seen = BTreeMap::new();
             for &id in ids {
@@ -73,8 +69,7 @@ impl Cluster {
     /// asserts that its log holds exactly `acked[i]` as the `data` of the
     /// entry at each index `i`: acknowledged writes are neither lost nor moved.
     pub async fn assert_log_holds(&self, id: u64, acked: &BTreeMap<u64, Value>) {
-        let (Some((&low, _)), Some((&high, _))) = (acked.first_key_value(), acked.last_key_value())
-        else {
+        let (Some((&low, _)), Some((&high, _))) = (acked.first_key_value(), acked.last_key_value()) else {
             return;
         };
         self.wait_applied(id, high).await;
@@ -86,9 +81,7 @@ impl Cluster {
             .iter()
             .filter(|&(index, data)| log.get(index).map(|entry| &entry["data"]) != Some(data))
             .map(|(index, data)| {
-                let found = log
-                    .get(index)
-                    .map_or("nothing".to_owned(), Value::to_string);
+                let found = log.get(index).map_or("nothing".to_owned(), Value::to_string);
                 format!("index {index}: acknowledged {data}, log has {found}")
             })
             .collect();
@@ -106,10 +99,7 @@ impl Cluster {
     /// (`voter == true`) or does not list it (`false`); returns that body.
     pub async fn wait_membership(&self, id: u64, member: u64, voter: bool) -> Value {
         let expected = if voter { "list as voter" } else { "drop" };
-        let what = format!(
-            "{}: node{id}'s /cluster to {expected} node{member}",
-            self.name
-        );
+        let what = format!("{}: node{id}'s /cluster to {expected} node{member}", self.name);
         eventually(what, CONVERGE_TIMEOUT, async || {
             let body = self.get_ok(id, "/cluster").await?;
             let members = members_of(&body)?;
