@@ -20,13 +20,7 @@ pub(crate) const TMP_SUFFIX: &str = ".tmp";
 pub(crate) fn create_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<File, WalError> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .at(&tmp)?;
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).at(&tmp)?;
     file.write_all_at(contents, 0).at(&tmp)?;
     file.sync_all().at(&tmp)?;
     fs::rename(&tmp, &target).at(&target)?;

@@ -50,34 +50,20 @@ impl WalError {
     /// `io::Error` is not `Clone`, so the copy keeps its kind and message.
     pub(crate) fn duplicate(&self) -> WalError {
         match self {
-            WalError::Io { path, source } => WalError::Io {
-                path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
-            },
-            WalError::Corrupt {
-                path,
-                offset,
-                reason,
-            } => WalError::Corrupt {
-                path: path.clone(),
-                offset: *offset,
-                reason: reason.clone(),
-            },
-            WalError::RecordTooLarge { len, max } => WalError::RecordTooLarge {
-                len: *len,
-                max: *max,
-            },
+            WalError::Io { path, source } => {
+                WalError::Io { path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
+            WalError::Corrupt { path, offset, reason } => {
+                WalError::Corrupt { path: path.clone(), offset: *offset, reason: reason.clone() }
+            }
+            WalError::RecordTooLarge { len, max } => WalError::RecordTooLarge { len: *len, max: *max },
             WalError::Closed => WalError::Closed,
         }
     }
 
     /// Shorthand for a [`WalError::Corrupt`].
     pub(crate) fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> WalError {
-        WalError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            reason: reason.into(),
-        }
+        WalError::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
     }
 }
 
@@ -89,9 +75,6 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, WalError> {
-        self.map_err(|source| WalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        self.map_err(|source| WalError::Io { path: path.to_path_buf(), source })
     }
 }

@@ -24,9 +24,7 @@ pub(crate) fn read(dir: &Path) -> Result<Option<u64>, WalError> {
         Err(source) => return Err(WalError::Io { path, source }),
     };
     // The file is replaced by rename, never written in place, so a bad one is real damage.
-    header::decode(FIRST_INDEX_MAGIC, &bytes)
-        .map(Some)
-        .map_err(|fault| WalError::corrupt(&path, 0, fault.to_string()))
+    header::decode(FIRST_INDEX_MAGIC, &bytes).map(Some).map_err(|fault| WalError::corrupt(&path, 0, fault.to_string()))
 }
 
 /// Durably records `first` as the log's first index.

@@ -67,9 +67,7 @@ pub(crate) struct FrameTooLarge;
 /// Decodes the frame at the start of `bytes`, verifying its checksum. Bytes after the frame are
 /// ignored; `Frame::len` says where they start.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameFault> {
-    let header_past_end = || FrameFault::HeaderPastEnd {
-        available: bytes.len(),
-    };
+    let header_past_end = || FrameFault::HeaderPastEnd { available: bytes.len() };
     let declared = le_u32(bytes, 0).ok_or_else(header_past_end)?;
     let index = le_u64(bytes, 4).ok_or_else(header_past_end)?;
     let stored = le_u32(bytes, CHECKED_HEADER_LEN).ok_or_else(header_past_end)?;
@@ -77,19 +75,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameFault> {
     let payload = usize::try_from(declared)
         .ok()
         .and_then(|n| body.get(..n))
-        .ok_or(FrameFault::PayloadPastEnd {
-            declared,
-            available: body.len(),
-        })?;
+        .ok_or(FrameFault::PayloadPastEnd { declared, available: body.len() })?;
     let computed = checksum(&bytes[..CHECKED_HEADER_LEN], payload);
     if computed != stored {
         return Err(FrameFault::Checksum { stored, computed });
     }
-    Ok(Frame {
-        index,
-        payload,
-        len: FRAME_HEADER_LEN + payload.len(),
-    })
+    Ok(Frame { index, payload, len: FRAME_HEADER_LEN + payload.len() })
 }
 
 /// CRC32 of a frame's length and index followed by its payload.
@@ -102,18 +93,12 @@ fn checksum(checked_header: &[u8], payload: &[u8]) -> u32 {
 
 /// The little-endian u32 at `at`, or `None` if `bytes` is too short.
 pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes
-        .get(at..)?
-        .first_chunk()
-        .map(|chunk| u32::from_le_bytes(*chunk))
+    bytes.get(at..)?.first_chunk().map(|chunk| u32::from_le_bytes(*chunk))
 }
 
 /// The little-endian u64 at `at`, or `None` if `bytes` is too short.
 pub(crate) fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes
-        .get(at..)?
-        .first_chunk()
-        .map(|chunk| u64::from_le_bytes(*chunk))
+    bytes.get(at..)?.first_chunk().map(|chunk| u64::from_le_bytes(*chunk))
 }
 
 #[cfg(test)]
@@ -151,29 +136,14 @@ mod tests {
     #[test]
     fn a_cut_frame_is_reported_as_running_past_the_end() {
         let bytes = encoded(1, &[9; 100]);
-        assert!(matches!(
-            decode(&bytes[..10]),
-            Err(FrameFault::HeaderPastEnd { available: 10 })
-        ));
-        assert!(matches!(
-            decode(&bytes[..50]),
-            Err(FrameFault::PayloadPastEnd {
-                declared: 100,
-                available: 34
-            })
-        ));
+        assert!(matches!(decode(&bytes[..10]), Err(FrameFault::HeaderPastEnd { available: 10 })));
+        assert!(matches!(decode(&bytes[..50]), Err(FrameFault::PayloadPastEnd { declared: 100, available: 34 })));
     }
 
     #[test]
     fn a_garbage_length_is_refused_without_allocating() {
         let mut bytes = encoded(1, b"x");
         bytes[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode(&bytes),
-            Err(FrameFault::PayloadPastEnd {
-                declared: u32::MAX,
-                ..
-            })
-        ));
+        assert!(matches!(decode(&bytes), Err(FrameFault::PayloadPastEnd { declared: u32::MAX, .. })));
     }
 }

@@ -62,9 +62,7 @@ pub(crate) fn encode(magic: [u8; 8], value: u64) -> [u8; HEADER_LEN] {
 
 /// The value of the header at the start of `bytes`, if it is intact and tagged with `magic`.
 pub(crate) fn decode(magic: [u8; 8], bytes: &[u8]) -> Result<u64, HeaderFault> {
-    let short = || HeaderFault::Short {
-        available: bytes.len(),
-    };
+    let short = || HeaderFault::Short { available: bytes.len() };
     let stored = le_u32(bytes, CHECKED_LEN).ok_or_else(short)?;
     let checked = bytes.get(..CHECKED_LEN).ok_or_else(short)?;
     if crc32fast::hash(checked) != stored {
@@ -94,19 +92,13 @@ mod tests {
     #[test]
     fn a_first_index_file_is_not_mistaken_for_a_segment() {
         let bytes = encode(FIRST_INDEX_MAGIC, 5);
-        assert!(matches!(
-            decode(SEGMENT_MAGIC, &bytes),
-            Err(HeaderFault::Magic { .. })
-        ));
+        assert!(matches!(decode(SEGMENT_MAGIC, &bytes), Err(HeaderFault::Magic { .. })));
     }
 
     #[test]
     fn a_partial_or_damaged_header_is_refused() {
         let bytes = encode(SEGMENT_MAGIC, 9);
-        assert!(matches!(
-            decode(SEGMENT_MAGIC, &bytes[..23]),
-            Err(HeaderFault::Short { available: 23 })
-        ));
+        assert!(matches!(decode(SEGMENT_MAGIC, &bytes[..23]), Err(HeaderFault::Short { available: 23 })));
         for at in 0..HEADER_LEN {
             let mut damaged = bytes;
             damaged[at] ^= 0x10;

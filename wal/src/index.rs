@@ -62,9 +62,7 @@ impl LogIndex {
 
     /// Position of the segment holding `index` (the first segment if `index` precedes them).
     fn position_of(&self, index: u64) -> usize {
-        self.segments
-            .partition_point(|segment| segment.base <= index)
-            .saturating_sub(1)
+        self.segments.partition_point(|segment| segment.base <= index).saturating_sub(1)
     }
 
     /// Forgets records `>= from` (which must lie in `first..next`) and says which segments to
@@ -79,11 +77,7 @@ impl LogIndex {
         }
         segment.offsets.truncate(kept);
         self.next = from;
-        let cut = Cut {
-            file: Arc::clone(&segment.file),
-            path: segment.path.clone(),
-            len: segment.end,
-        };
+        let cut = Cut { file: Arc::clone(&segment.file), path: segment.path.clone(), len: segment.end };
         (doomed, cut)
     }
 
@@ -92,11 +86,8 @@ impl LogIndex {
     pub(crate) fn purge(&mut self, first: u64) -> Vec<SegmentIndex> {
         self.first = first;
         self.next = self.next.max(first);
-        let keep_from = self
-            .segments
-            .iter()
-            .position(|segment| segment.end_index() > first)
-            .unwrap_or(self.segments.len());
+        let keep_from =
+            self.segments.iter().position(|segment| segment.end_index() > first).unwrap_or(self.segments.len());
         self.segments.drain(..keep_from).collect()
     }
 

@@ -71,12 +71,7 @@
 //!   Truncation deletes segments newest first and cuts the remaining file last, so any crash
 //!   leaves a prefix of the log, which needs no repair.
 #![deny(missing_docs, unsafe_code)]
-#![deny(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_lossless
-)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_possible_wrap, clippy::cast_sign_loss, clippy::cast_lossless)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod durable;
@@ -118,10 +113,7 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions {
-            segment_bytes_max: 64 << 20,
-            record_bytes_max: 64 << 20,
-        }
+        WalOptions { segment_bytes_max: 64 << 20, record_bytes_max: 64 << 20 }
     }
 }
 
@@ -180,27 +172,16 @@ impl Wal {
         if !dir.is_dir() {
             fs::create_dir_all(&dir).at(&dir)?;
             // The new directory's own entry must be durable too, or a crash could lose the log.
-            let parent = dir
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let parent = dir.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
             durable::sync_dir(parent)?;
         }
         let lock = DirLock::acquire(&dir)?;
         let index = Arc::new(RwLock::new(recovery::recover(&dir)?));
         let (requests, queue) = mpsc::channel();
         let writer = Writer::new(dir.clone(), opts, Arc::clone(&index), lock);
-        let writer = thread::Builder::new()
-            .name("dsync-wal-writer".into())
-            .spawn(move || writer.run(queue))
-            .at(&dir)?;
-        Ok(Wal {
-            inner: Arc::new(Inner {
-                index,
-                requests: Some(requests),
-                writer: Some(writer),
-            }),
-        })
+        let writer =
+            thread::Builder::new().name("dsync-wal-writer".into()).spawn(move || writer.run(queue)).at(&dir)?;
+        Ok(Wal { inner: Arc::new(Inner { index, requests: Some(requests), writer: Some(writer) }) })
     }
 
     /// Index of the first retained record; equals [`Wal::next_index`] when the log is empty.

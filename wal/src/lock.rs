@@ -25,19 +25,9 @@ impl DirLock {
     /// Takes the lock, failing at once (no waiting) if someone else holds it.
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock, WalError> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
         try_flock(&file)
-            .map_err(|err| {
-                io::Error::new(
-                    err.kind(),
-                    format!("the log directory is in use by another Wal: {err}"),
-                )
-            })
+            .map_err(|err| io::Error::new(err.kind(), format!("the log directory is in use by another Wal: {err}")))
             .at(&path)?;
         Ok(DirLock { _file: file })
     }

@@ -33,16 +33,11 @@ use crate::segment::{self, SegmentIndex};
 pub(crate) fn recover(dir: &Path) -> Result<LogIndex, WalError> {
     let mut listing = list_segments(dir)?;
     // Never purged: the log starts at its oldest segment (or at 0 when there is none).
-    let first = first_index::read(dir)?
-        .or_else(|| listing.first().map(|(base, _)| *base))
-        .unwrap_or(0);
+    let first = first_index::read(dir)?.or_else(|| listing.first().map(|(base, _)| *base)).unwrap_or(0);
 
     // Finish an interrupted purge: a segment followed by one whose base is <= `first` holds only
     // purged records. Decided by name, so their (irrelevant) contents are not even read.
-    let purged = listing
-        .windows(2)
-        .take_while(|pair| pair[1].0 <= first)
-        .count();
+    let purged = listing.windows(2).take_while(|pair| pair[1].0 <= first).count();
     for (_, path) in listing.drain(..purged) {
         debug!(file = %path.display(), "wal: deleting a segment left over from a purge");
         durable::remove(&path)?;
@@ -59,10 +54,7 @@ pub(crate) fn recover(dir: &Path) -> Result<LogIndex, WalError> {
     // A last segment with no record at or past `first` is a purge (or a reset past the end of
     // the log) that did not get to delete it.
     let mut removed = purged > 0;
-    if segments
-        .last()
-        .is_some_and(|last| last.end_index() <= first)
-    {
+    if segments.last().is_some_and(|last| last.end_index() <= first) {
         if let Some(stale) = segments.pop() {
             debug!(file = %stale.path.display(), "wal: deleting a fully purged segment");
             durable::remove(&stale.path)?;
@@ -75,11 +67,7 @@ pub(crate) fn recover(dir: &Path) -> Result<LogIndex, WalError> {
 
     check_contiguous(&segments, first)?;
     let next = segments.last().map_or(first, SegmentIndex::end_index);
-    Ok(LogIndex {
-        first,
-        next,
-        segments,
-    })
+    Ok(LogIndex { first, next, segments })
 }
 
 /// The segment files of `dir` sorted by base index, after deleting leftover temporary files.
@@ -111,12 +99,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
 /// Returns `None` if the segment was the remains of an interrupted creation and was removed.
 /// The file is read whole: segments are bounded by `segment_bytes_max` plus one record, and
 /// every byte has to be checksummed anyway.
-fn scan_segment(
-    dir: &Path,
-    path: PathBuf,
-    base: u64,
-    is_last: bool,
-) -> Result<Option<SegmentIndex>, WalError> {
+fn scan_segment(dir: &Path, path: PathBuf, base: u64, is_last: bool) -> Result<Option<SegmentIndex>, WalError> {
     let bytes = fs::read(&path).at(&path)?;
     match header::decode(SEGMENT_MAGIC, &bytes) {
         Ok(found) if found == base => {}
@@ -140,11 +123,7 @@ fn scan_segment(
     }
 
     let (offsets, end) = scan_frames(&path, &bytes, base, is_last)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .at(&path)?;
+    let file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
     let end = end as u64;
     if end < bytes.len() as u64 {
         // Cut durably, so that the next append cannot leave a valid frame behind torn bytes
@@ -152,22 +131,11 @@ fn scan_segment(
         file.set_len(end).at(&path)?;
         file.sync_all().at(&path)?;
     }
-    Ok(Some(SegmentIndex {
-        base,
-        path,
-        file: Arc::new(file),
-        offsets,
-        end,
-    }))
+    Ok(Some(SegmentIndex { base, path, file: Arc::new(file), offsets, end }))
 }
 
 /// Walks the frames of a segment; returns each record's offset and where the valid frames end.
-fn scan_frames(
-    path: &Path,
-    bytes: &[u8],
-    base: u64,
-    is_last: bool,
-) -> Result<(Vec<u64>, usize), WalError> {
+fn scan_frames(path: &Path, bytes: &[u8], base: u64, is_last: bool) -> Result<(Vec<u64>, usize), WalError> {
     let mut offsets = Vec::new();
     let mut pos = HEADER_LEN;
     let mut expected = base;
@@ -183,19 +151,10 @@ fn scan_frames(
                 return Err(WalError::corrupt(
                     path,
                     at,
-                    format!(
-                        "sequence gap: expected record {expected}, found record {}",
-                        frame.index
-                    ),
+                    format!("sequence gap: expected record {expected}, found record {}", frame.index),
                 ))
             }
-            Err(fault) if !is_last => {
-                return Err(WalError::corrupt(
-                    path,
-                    at,
-                    format!("{fault} in a sealed segment"),
-                ))
-            }
+            Err(fault) if !is_last => return Err(WalError::corrupt(path, at, format!("{fault} in a sealed segment"))),
             Err(fault) => {
                 if let Some(valid) = later_valid_frame(bytes, pos, expected) {
                     return Err(WalError::corrupt(

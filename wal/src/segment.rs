@@ -75,29 +75,23 @@ impl SegmentIndex {
     /// The whole span is fetched with one positional read, then every frame's checksum and index
     /// are verified again: a bit that rotted after recovery is reported as corruption instead of
     /// being handed to Raft as data.
-    pub(crate) fn read_records(
-        &self,
-        range: Range<u64>,
-        out: &mut Vec<Vec<u8>>,
-    ) -> Result<(), WalError> {
-        let (Some(start), Some(stop)) = (self.offset_of(range.start), self.offset_of(range.end))
-        else {
+    pub(crate) fn read_records(&self, range: Range<u64>, out: &mut Vec<Vec<u8>>) -> Result<(), WalError> {
+        let (Some(start), Some(stop)) = (self.offset_of(range.start), self.offset_of(range.end)) else {
             return Err(WalError::corrupt(
                 &self.path,
                 self.end,
                 format!("records {range:?} are not in this segment's index"),
             ));
         };
-        let span = usize::try_from(stop - start).map_err(|_| {
-            WalError::corrupt(&self.path, start, "span too large for this platform")
-        })?;
+        let span = usize::try_from(stop - start)
+            .map_err(|_| WalError::corrupt(&self.path, start, "span too large for this platform"))?;
         let mut bytes = vec![0; span];
         self.file.read_exact_at(&mut bytes, start).at(&self.path)?;
         let mut pos = 0;
         for expected in range {
             let at = start + pos as u64;
-            let frame = frame::decode(&bytes[pos..])
-                .map_err(|fault| WalError::corrupt(&self.path, at, fault.to_string()))?;
+            let frame =
+                frame::decode(&bytes[pos..]).map_err(|fault| WalError::corrupt(&self.path, at, fault.to_string()))?;
             if frame.index != expected {
                 return Err(WalError::corrupt(
                     &self.path,

@@ -38,10 +38,7 @@ pub(crate) type Reply = SyncSender<Result<(), WalError>>;
 /// A unit of work for the writer thread.
 pub(crate) enum Request {
     /// Append `records` at the end of the log, then call `done`.
-    Append {
-        records: Vec<Vec<u8>>,
-        done: AppendDone,
-    },
+    Append { records: Vec<Vec<u8>>, done: AppendDone },
     /// Remove records `>= from`.
     Truncate { from: u64, reply: Reply },
     /// Remove records `<= upto`.
@@ -84,19 +81,8 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// A writer for the recovered log of `dir`.
-    pub(crate) fn new(
-        dir: PathBuf,
-        opts: WalOptions,
-        index: Arc<RwLock<LogIndex>>,
-        lock: DirLock,
-    ) -> Writer {
-        Writer {
-            dir,
-            opts,
-            index,
-            failed: false,
-            _lock: lock,
-        }
+    pub(crate) fn new(dir: PathBuf, opts: WalOptions, index: Arc<RwLock<LogIndex>>, lock: DirLock) -> Writer {
+        Writer { dir, opts, index, failed: false, _lock: lock }
     }
 
     /// Serves requests until every sender is gone (the last `Wal` handle was dropped).
@@ -142,10 +128,7 @@ impl Writer {
     }
 
     /// Runs a mutation unless the writer has failed before; a failure stops the writer.
-    fn mutate<T>(
-        &mut self,
-        op: impl FnOnce(&mut Self) -> Result<T, WalError>,
-    ) -> Result<T, WalError> {
+    fn mutate<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T, WalError>) -> Result<T, WalError> {
         if self.failed {
             return Err(WalError::Closed);
         }
@@ -161,11 +144,8 @@ impl Writer {
         let max = self.opts.record_bytes_max;
         let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
-            let too_large = pending
-                .records
-                .iter()
-                .map(Vec::len)
-                .find(|&len| u32::try_from(len).map_or(true, |len| len > max));
+            let too_large =
+                pending.records.iter().map(Vec::len).find(|&len| u32::try_from(len).map_or(true, |len| len > max));
             match too_large {
                 // Rejected as a whole, so a request never ends up half-written.
                 Some(len) => complete(pending.done, Err(WalError::RecordTooLarge { len, max })),
@@ -243,9 +223,7 @@ impl Writer {
     /// Writes the frames buffered in `tail` with one call, syncs, and publishes them to readers
     /// together with the new `next` index. Nothing is visible to readers before it is durable.
     fn commit(&self, tail: &mut Tail, next: u64, durability: Durability) -> Result<(), WalError> {
-        tail.file
-            .write_all_at(&tail.frames, tail.written)
-            .at(&tail.path)?;
+        tail.file.write_all_at(&tail.frames, tail.written).at(&tail.path)?;
         tail.written += tail.frames.len() as u64;
         tail.frames.clear();
         match durability {
@@ -370,10 +348,8 @@ impl Tail {
     /// Encodes record `index` into the write buffer.
     fn push(&mut self, index: u64, payload: &[u8]) -> Result<(), WalError> {
         let offset = self.len();
-        frame::encode(&mut self.frames, index, payload).map_err(|_| WalError::RecordTooLarge {
-            len: payload.len(),
-            max: u32::MAX,
-        })?;
+        frame::encode(&mut self.frames, index, payload)
+            .map_err(|_| WalError::RecordTooLarge { len: payload.len(), max: u32::MAX })?;
         self.offsets.push(offset);
         Ok(())
     }

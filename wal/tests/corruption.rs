@@ -23,55 +23,34 @@ fn write_log(dir: &Path) {
     for start in (0..RECORDS).step_by(10) {
         wal.append(records(start..start + 10)).expect("append");
     }
-    assert!(
-        segment_files(dir).len() >= 3,
-        "the log spans several segments"
-    );
+    assert!(segment_files(dir).len() >= 3, "the log spans several segments");
 }
 
 /// Overwrites bytes of `path` at `offset`.
 fn patch(path: &Path, offset: u64, bytes: &[u8]) {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .expect("open file");
+    let file = OpenOptions::new().write(true).open(path).expect("open file");
     file.write_all_at(bytes, offset).expect("patch");
 }
 
 /// XORs one byte of `path`.
 fn flip(path: &Path, offset: u64, mask: u8) {
     let mut byte = [0];
-    fs::File::open(path)
-        .expect("open file")
-        .read_exact_at(&mut byte, offset)
-        .expect("read byte");
+    fs::File::open(path).expect("open file").read_exact_at(&mut byte, offset).expect("read byte");
     patch(path, offset, &[byte[0] ^ mask]);
 }
 
 /// The (file, offset) of a `WalError::Corrupt`, or a description of the unexpected outcome.
 fn corruption(result: Result<Wal, WalError>) -> Result<(PathBuf, u64, String), String> {
     match result {
-        Err(WalError::Corrupt {
-            path,
-            offset,
-            reason,
-        }) => Ok((path, offset, reason)),
+        Err(WalError::Corrupt { path, offset, reason }) => Ok((path, offset, reason)),
         Err(other) => Err(format!("expected Corrupt, got {other}")),
-        Ok(wal) => Err(format!(
-            "expected Corrupt, opened a log of {}..{}",
-            wal.first_index(),
-            wal.next_index()
-        )),
+        Ok(wal) => Err(format!("expected Corrupt, opened a log of {}..{}", wal.first_index(), wal.next_index())),
     }
 }
 
 /// Records stored in the segments before `last`.
 fn records_before(dir: &Path, last: &Path) -> u64 {
-    segment_files(dir)
-        .iter()
-        .take_while(|path| path.as_path() != last)
-        .map(|path| frame_spans(path).len() as u64)
-        .sum()
+    segment_files(dir).iter().take_while(|path| path.as_path() != last).map(|path| frame_spans(path).len() as u64).sum()
 }
 
 #[test]
@@ -79,21 +58,12 @@ fn a_flipped_bit_is_reported_with_file_and_offset_or_costs_only_the_tail_record(
     let template = tempfile::tempdir().expect("tempdir");
     write_log(template.path());
     let files = segment_files(template.path());
-    let sizes: Vec<u64> = files
-        .iter()
-        .map(|path| fs::metadata(path).expect("metadata").len())
-        .collect();
+    let sizes: Vec<u64> = files.iter().map(|path| fs::metadata(path).expect("metadata").len()).collect();
     let total: u64 = sizes.iter().sum();
-    let last_frame_start = frame_spans(files.last().expect("a segment"))
-        .last()
-        .expect("a record in the last segment")
-        .start;
+    let last_frame_start =
+        frame_spans(files.last().expect("a segment")).last().expect("a record in the last segment").start;
 
-    let mut runner = TestRunner::new(Config {
-        cases: 96,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: 96, failure_persistence: None, ..Config::default() });
     // A quarter of the cases aim at the tail record, the only place where damage is repaired.
     let tail_record = total - (sizes[sizes.len() - 1] - last_frame_start)..total;
     let positions = prop_oneof![3 => 0..total, 1 => tail_record];
@@ -110,10 +80,8 @@ fn a_flipped_bit_is_reported_with_file_and_offset_or_costs_only_the_tail_record(
         flip(&damaged, offset, 1 << bit);
 
         let in_tail_record = file + 1 == files.len() && offset >= last_frame_start;
-        let frame_start = frame_spans(&files[file])
-            .iter()
-            .find(|span| span.contains(&offset))
-            .map_or(0, |span| span.start);
+        let frame_start =
+            frame_spans(&files[file]).iter().find(|span| span.contains(&offset)).map_or(0, |span| span.start);
         match Wal::open(case.path(), small_segments()) {
             Ok(wal) => {
                 if !in_tail_record {
@@ -174,23 +142,12 @@ fn appends_after_cutting_a_torn_tail_survive_the_next_reopen() {
     write_log(dir.path());
     let last = segment_files(dir.path()).pop().expect("a segment");
     let len = fs::metadata(&last).expect("metadata").len();
-    OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .and_then(|file| file.set_len(len - 5))
-        .expect("tear");
+    OpenOptions::new().write(true).open(&last).and_then(|file| file.set_len(len - 5)).expect("tear");
 
     let wal = Wal::open(dir.path(), small_segments()).expect("open");
-    assert_eq!(
-        wal.append(records(RECORDS - 1..RECORDS)).expect("append"),
-        RECORDS - 1..RECORDS
-    );
+    assert_eq!(wal.append(records(RECORDS - 1..RECORDS)).expect("append"), RECORDS - 1..RECORDS);
     drop(wal);
-    assert_holds(
-        &Wal::open(dir.path(), small_segments()).expect("reopen"),
-        0,
-        &records(0..RECORDS),
-    );
+    assert_holds(&Wal::open(dir.path(), small_segments()).expect("reopen"), 0, &records(0..RECORDS));
 }
 
 #[test]
@@ -212,8 +169,7 @@ fn a_garbage_length_is_a_torn_tail_only_in_the_last_record() {
     write_log(dir.path());
     let at = spans[spans.len() - 2].start;
     patch(&last_segment(dir.path()), at, &garbage);
-    let (path, offset, reason) =
-        corruption(Wal::open(dir.path(), small_segments())).expect("corrupt");
+    let (path, offset, reason) = corruption(Wal::open(dir.path(), small_segments())).expect("corrupt");
     assert_eq!((path, offset), (last_segment(dir.path()), at));
     assert!(reason.contains("valid frame follows"), "{reason}");
 
@@ -256,12 +212,9 @@ fn a_missing_record_inside_a_segment_is_a_sequence_gap() {
     let spans = frame_spans(&last);
     let mut bytes = fs::read(&last).expect("read");
     let hole = spans[1].clone();
-    bytes.drain(
-        usize::try_from(hole.start).expect("small")..usize::try_from(hole.end).expect("small"),
-    );
+    bytes.drain(usize::try_from(hole.start).expect("small")..usize::try_from(hole.end).expect("small"));
     fs::write(&last, bytes).expect("write");
-    let (path, offset, reason) =
-        corruption(Wal::open(dir.path(), small_segments())).expect("corrupt");
+    let (path, offset, reason) = corruption(Wal::open(dir.path(), small_segments())).expect("corrupt");
     assert_eq!((path, offset), (last, hole.start));
     assert!(reason.contains("sequence gap"), "{reason}");
 }
@@ -270,9 +223,7 @@ fn a_missing_record_inside_a_segment_is_a_sequence_gap() {
 fn a_damaged_first_index_file_is_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_log(dir.path());
-    Wal::open(dir.path(), small_segments())
-        .and_then(|wal| wal.purge(5))
-        .expect("purge");
+    Wal::open(dir.path(), small_segments()).and_then(|wal| wal.purge(5)).expect("purge");
     let first_index = dir.path().join("FIRST_INDEX");
     flip(&first_index, 13, 0x40);
     let (path, offset, _) = corruption(Wal::open(dir.path(), small_segments())).expect("corrupt");
@@ -310,10 +261,7 @@ fn damage_after_open_is_reported_by_reads_instead_of_returning_wrong_data() {
             other => panic!("expected Corrupt, got {other:?}"),
         }
     }
-    assert_eq!(
-        wal.read(4).expect("other records still read"),
-        Some(common::record(4))
-    );
+    assert_eq!(wal.read(4).expect("other records still read"), Some(common::record(4)));
 }
 
 #[test]
@@ -322,11 +270,7 @@ fn cutting_a_torn_tail_is_logged_with_file_and_offset() {
     write_log(dir.path());
     let last = last_segment(dir.path());
     let len = fs::metadata(&last).expect("metadata").len();
-    OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .and_then(|file| file.set_len(len - 1))
-        .expect("tear");
+    OpenOptions::new().write(true).open(&last).and_then(|file| file.set_len(len - 1)).expect("tear");
     let torn_at = torn_frame_start(&last);
 
     let warnings = Arc::new(Mutex::new(Vec::new()));
@@ -336,16 +280,8 @@ fn cutting_a_torn_tail_is_logged_with_file_and_offset() {
     });
     let warnings = warnings.lock().expect("lock");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].contains(&last.display().to_string()),
-        "{}",
-        warnings[0]
-    );
-    assert!(
-        warnings[0].contains(&format!("offset={torn_at}")),
-        "{}",
-        warnings[0]
-    );
+    assert!(warnings[0].contains(&last.display().to_string()), "{}", warnings[0]);
+    assert!(warnings[0].contains(&format!("offset={torn_at}")), "{}", warnings[0]);
 }
 
 /// Start of the last (torn) frame of a file cut inside it: the end of the complete frames.

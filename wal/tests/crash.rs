@@ -30,10 +30,7 @@ const KEEP: u64 = 300;
 /// 16 KiB segments: with ~250-byte records the child rotates every ~60 records, so kills also
 /// land in rotations.
 fn opts() -> WalOptions {
-    WalOptions {
-        segment_bytes_max: 16 << 10,
-        record_bytes_max: 1 << 20,
-    }
+    WalOptions { segment_bytes_max: 16 << 10, record_bytes_max: 1 << 20 }
 }
 
 /// The `j`th record of append `seq` of `thread` in `round`: self-describing, so that the parent
@@ -49,10 +46,7 @@ fn payload(round: u64, thread: u64, seq: u64, j: u64) -> Vec<u8> {
 /// Recomputes the payload a record claims to be, or `None` if it is not one.
 fn expected_from(record: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(record).ok()?;
-    let mut fields = text
-        .split(' ')
-        .take(4)
-        .map(|field| field.get(1..)?.parse().ok());
+    let mut fields = text.split(' ').take(4).map(|field| field.get(1..)?.parse().ok());
     let mut next = || fields.next().flatten();
     Some(payload(next()?, next()?, next()?, next()?))
 }
@@ -61,9 +55,7 @@ fn expected_from(record: &[u8]) -> Option<Vec<u8>> {
 /// the kill lands inside the write.
 fn report(line: &str) {
     let mut out = io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .expect("parent reads stdout");
+    writeln!(out, "{line}").and_then(|()| out.flush()).expect("parent reads stdout");
 }
 
 #[test]
@@ -72,24 +64,16 @@ fn child_appends_until_killed() {
     let Some(dir) = env::var_os(CHILD_ENV) else {
         return;
     };
-    let round: u64 = env::var(ROUND_ENV)
-        .expect("round")
-        .parse()
-        .expect("numeric round");
+    let round: u64 = env::var(ROUND_ENV).expect("round").parse().expect("numeric round");
     let wal = Wal::open(dir, opts()).expect("child opens the log");
     thread::scope(|scope| {
         for thread in 0..THREADS {
             let wal = &wal;
             scope.spawn(move || {
                 for seq in 0.. {
-                    let batch = (0..1 + seq % 3)
-                        .map(|j| payload(round, thread, seq, j))
-                        .collect();
+                    let batch = (0..1 + seq % 3).map(|j| payload(round, thread, seq, j)).collect();
                     let range = wal.append(batch).expect("append");
-                    report(&format!(
-                        "ACK {} {} {round} {thread} {seq}",
-                        range.start, range.end
-                    ));
+                    report(&format!("ACK {} {} {round} {thread} {seq}", range.start, range.end));
                     if thread == 0 && seq % 40 == 39 {
                         if let Some(upto) = wal.next_index().checked_sub(KEEP) {
                             wal.purge(upto).expect("purge");
@@ -114,11 +98,7 @@ struct Acknowledged {
 impl Acknowledged {
     /// Takes in one complete stdout line of the child; returns whether it was an append ack.
     fn take(&mut self, line: &str) -> bool {
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|field| field.parse().ok())
-            .collect();
+        let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|field| field.parse().ok()).collect();
         match (line.split_whitespace().next(), fields.as_slice()) {
             (Some("ACK"), &[start, end, round, thread, seq]) => {
                 for index in start..end {
@@ -141,25 +121,15 @@ impl Acknowledged {
         let wal = Wal::open(dir, opts()).expect("reopen after SIGKILL");
         let (first, next) = (wal.first_index(), wal.next_index());
         if let Some(upto) = self.purged {
-            assert!(
-                first > upto,
-                "acknowledged purge({upto}) undone: first {first}"
-            );
+            assert!(first > upto, "acknowledged purge({upto}) undone: first {first}");
         }
         let log = wal.read_range(first..next).expect("read the whole log");
         assert_eq!(log.len() as u64, next - first, "the log is contiguous");
         for (index, record) in (first..).zip(&log) {
-            assert_eq!(
-                expected_from(record).as_ref(),
-                Some(record),
-                "record {index} is one the child wrote, intact"
-            );
+            assert_eq!(expected_from(record).as_ref(), Some(record), "record {index} is one the child wrote, intact");
         }
         for (&index, record) in self.records.range(first..) {
-            assert!(
-                index < next,
-                "acknowledged record {index} lost (next {next})"
-            );
+            assert!(index < next, "acknowledged record {index} lost (next {next})");
             let at = usize::try_from(index - first).expect("small");
             assert_eq!(&log[at], record, "acknowledged record {index} changed");
         }
@@ -173,13 +143,7 @@ fn acknowledged_records_survive_sigkill() {
     let mut acknowledged = Acknowledged::default();
     for round in 0..4u64 {
         let mut child = Command::new(&exe)
-            .args([
-                "child_appends_until_killed",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["child_appends_until_killed", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -193,9 +157,7 @@ fn acknowledged_records_survive_sigkill() {
         // A hung child must not hang the test suite.
         let (finished, watchdog_rx) = mpsc::channel::<()>();
         let watchdog = thread::spawn(move || {
-            if let Err(RecvTimeoutError::Timeout) =
-                watchdog_rx.recv_timeout(Duration::from_secs(60))
-            {
+            if let Err(RecvTimeoutError::Timeout) = watchdog_rx.recv_timeout(Duration::from_secs(60)) {
                 kill();
             }
         });
@@ -233,8 +195,5 @@ fn acknowledged_records_survive_sigkill() {
         acknowledged.verify(dir.path());
     }
     assert!(acknowledged.purged.is_some(), "purges were exercised");
-    assert!(
-        common::segment_files(dir.path()).len() > 1,
-        "rotations were exercised"
-    );
+    assert!(common::segment_files(dir.path()).len() > 1, "rotations were exercised");
 }

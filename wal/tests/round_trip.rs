@@ -15,10 +15,7 @@ fn a_fresh_log_is_empty_at_index_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path().join("created/on/open"), WalOptions::default()).expect("open");
     assert_holds(&wal, 0, &[]);
-    assert_eq!(
-        wal.read_range(0..10).expect("read_range"),
-        Vec::<Vec<u8>>::new()
-    );
+    assert_eq!(wal.read_range(0..10).expect("read_range"), Vec::<Vec<u8>>::new());
 }
 
 #[test]
@@ -30,16 +27,10 @@ fn appended_records_read_back_before_and_after_reopen() {
     assert_eq!(wal.append(records(40..100)).expect("append"), 40..100);
     assert_holds(&wal, 0, &records(0..100));
     // Ranges are clipped to what exists and may span segment boundaries.
-    assert_eq!(
-        wal.read_range(95..200).expect("read_range"),
-        records(95..100)
-    );
+    assert_eq!(wal.read_range(95..200).expect("read_range"), records(95..100));
     assert_eq!(wal.read_range(30..70).expect("read_range"), records(30..70));
     assert!(wal.read_range(100..200).expect("read_range").is_empty());
-    assert!(
-        common::segment_files(dir.path()).len() >= 3,
-        "4 KiB segments rotate"
-    );
+    assert!(common::segment_files(dir.path()).len() >= 3, "4 KiB segments rotate");
     drop(wal);
 
     let wal = Wal::open(dir.path(), small_segments()).expect("reopen");
@@ -63,18 +54,10 @@ fn an_empty_append_assigns_no_index() {
 #[test]
 fn an_oversized_record_rejects_its_whole_request_and_nothing_else() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = WalOptions {
-        record_bytes_max: 100,
-        ..WalOptions::default()
-    };
+    let opts = WalOptions { record_bytes_max: 100, ..WalOptions::default() };
     let wal = Wal::open(dir.path(), opts).expect("open");
-    let err = wal
-        .append(vec![vec![1; 10], vec![2; 101]])
-        .expect_err("too large");
-    assert!(
-        matches!(err, WalError::RecordTooLarge { len: 101, max: 100 }),
-        "{err}"
-    );
+    let err = wal.append(vec![vec![1; 10], vec![2; 101]]).expect_err("too large");
+    assert!(matches!(err, WalError::RecordTooLarge { len: 101, max: 100 }), "{err}");
     assert_eq!(wal.next_index(), 0, "no part of the request was written");
     assert_eq!(wal.append(vec![vec![3; 100]]).expect("append"), 0..1);
 }
@@ -111,9 +94,8 @@ fn concurrent_appenders_get_disjoint_consecutive_indices_and_their_data_back() {
                 (0..APPENDS)
                     .map(|i| {
                         // Each request: 1..=3 records, tagged so their owner is recognisable.
-                        let batch: Vec<Vec<u8>> = (0..1 + (t + i) % 3)
-                            .map(|j| format!("t{t}-a{i}-r{j}").into_bytes())
-                            .collect();
+                        let batch: Vec<Vec<u8>> =
+                            (0..1 + (t + i) % 3).map(|j| format!("t{t}-a{i}-r{j}").into_bytes()).collect();
                         let range = wal.append(batch.clone()).expect("append");
                         assert_eq!(range.end - range.start, batch.len() as u64);
                         (range, batch)
@@ -123,10 +105,7 @@ fn concurrent_appenders_get_disjoint_consecutive_indices_and_their_data_back() {
         })
         .collect();
     start.wait();
-    let mut all: Vec<_> = appenders
-        .into_iter()
-        .flat_map(|handle| handle.join().expect("appender"))
-        .collect();
+    let mut all: Vec<_> = appenders.into_iter().flat_map(|handle| handle.join().expect("appender")).collect();
     stop.store(true, Ordering::Relaxed);
     assert!(reader.join().expect("reader") > 0);
     let total: u64 = all.iter().map(|(range, _)| range.end - range.start).sum();
@@ -134,10 +113,7 @@ fn concurrent_appenders_get_disjoint_consecutive_indices_and_their_data_back() {
     all.sort_by_key(|(range, _)| range.start);
     let mut expected_start = 0;
     for (range, batch) in &all {
-        assert_eq!(
-            range.start, expected_start,
-            "ranges are disjoint and gap-free"
-        );
+        assert_eq!(range.start, expected_start, "ranges are disjoint and gap-free");
         assert_eq!(&wal.read_range(range.clone()).expect("read"), batch);
         expected_start = range.end;
     }
@@ -182,10 +158,7 @@ fn a_truncate_runs_after_the_appends_submitted_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
     let (done_tx, done_rx) = mpsc::channel();
-    wal.append_with(
-        records(0..5),
-        Box::new(move |result| done_tx.send(result).expect("send")),
-    );
+    wal.append_with(records(0..5), Box::new(move |result| done_tx.send(result).expect("send")));
     wal.truncate(2).expect("truncate");
     assert_eq!(done_rx.recv().expect("completion").expect("append"), 0..5);
     assert_holds(&wal, 0, &records(0..2));
@@ -195,13 +168,10 @@ fn a_truncate_runs_after_the_appends_submitted_before_it() {
 fn a_log_directory_cannot_be_opened_twice_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
-    let err = Wal::open(dir.path(), WalOptions::default())
-        .err()
-        .expect("second open fails");
+    let err = Wal::open(dir.path(), WalOptions::default()).err().expect("second open fails");
     assert!(matches!(err, WalError::Io { .. }), "{err}");
     assert!(err.to_string().contains("in use by another Wal"), "{err}");
-    wal.append(vec![record(0)])
-        .expect("first handle still works");
+    wal.append(vec![record(0)]).expect("first handle still works");
     drop(wal);
     // Dropping the last handle stops the writer and releases the directory.
     let wal = Wal::open(dir.path(), WalOptions::default()).expect("reopen");
@@ -218,10 +188,7 @@ fn a_handle_can_be_shared_across_threads() {
 fn a_panicking_completion_callback_does_not_stop_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
-    wal.append_with(
-        records(0..1),
-        Box::new(|_| panic!("callback bug (expected by this test)")),
-    );
+    wal.append_with(records(0..1), Box::new(|_| panic!("callback bug (expected by this test)")));
     assert_eq!(wal.append(records(1..2)).expect("append"), 1..2);
     assert_holds(&wal, 0, &records(0..2));
 }

@@ -13,8 +13,7 @@ use dsync_wal::Wal;
 fn log_of(dir: &Path, n: u64) -> Wal {
     let wal = Wal::open(dir, small_segments()).expect("open");
     for start in (0..n).step_by(25) {
-        wal.append(records(start..n.min(start + 25)))
-            .expect("append");
+        wal.append(records(start..n.min(start + 25))).expect("append");
     }
     wal
 }
@@ -37,10 +36,7 @@ fn truncate_across_segments_removes_the_suffix_durably_and_appends_continue() {
 
     wal.truncate(90).expect("truncate");
     assert_holds(&wal, 0, &records(0..90));
-    assert!(
-        segment_files(dir.path()).len() < segments_before,
-        "later segments deleted"
-    );
+    assert!(segment_files(dir.path()).len() < segments_before, "later segments deleted");
     drop(wal);
 
     let wal = reopen(dir.path());
@@ -85,16 +81,12 @@ fn purge_across_segments_is_exact_after_reopen_and_frees_whole_segments() {
 
     wal.purge(70).expect("purge");
     assert_holds(&wal, 71, &records(71..200));
-    assert!(
-        segment_files(dir.path()).len() < segments_before,
-        "old segments deleted"
-    );
+    assert!(segment_files(dir.path()).len() < segments_before, "old segments deleted");
     drop(wal);
 
     let wal = reopen(dir.path());
     assert_holds(&wal, 71, &records(71..200));
-    wal.purge(30)
-        .expect("purging an already purged prefix is a no-op");
+    wal.purge(30).expect("purging an already purged prefix is a no-op");
     assert_holds(&wal, 71, &records(71..200));
     wal.append(records(200..210)).expect("append");
     drop(wal);
@@ -114,10 +106,7 @@ fn purge_past_the_end_empties_the_log_and_appends_continue_after_the_snapshot() 
 
     let wal = reopen(dir.path());
     assert_holds(&wal, 1_001, &[]);
-    assert_eq!(
-        wal.append(records(1_001..1_051)).expect("append"),
-        1_001..1_051
-    );
+    assert_eq!(wal.append(records(1_001..1_051)).expect("append"), 1_001..1_051);
     drop(wal);
 
     let wal = reopen(dir.path());
@@ -193,11 +182,7 @@ fn a_purge_interrupted_before_deleting_segments_is_finished_on_open() {
 
     let wal = reopen(dir.path());
     assert_holds(&wal, 121, &records(121..200));
-    assert_eq!(
-        segment_files(dir.path()).len(),
-        after_purge,
-        "leftovers deleted"
-    );
+    assert_eq!(segment_files(dir.path()).len(), after_purge, "leftovers deleted");
 }
 
 #[test]
@@ -230,8 +215,5 @@ fn restore_segments(saved: &Path, dir: &Path) {
 
 /// The base index in a segment file's name.
 fn base_of(path: &Path) -> u64 {
-    path.file_stem()
-        .and_then(|stem| stem.to_str())
-        .and_then(|stem| stem.parse().ok())
-        .expect("segment name")
+    path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse().ok()).expect("segment name")
 }

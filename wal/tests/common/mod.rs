@@ -17,10 +17,7 @@ pub const FRAME_HEADER_LEN: u64 = 16;
 
 /// Tiny segments, so that a few dozen records span several of them.
 pub fn small_segments() -> WalOptions {
-    WalOptions {
-        segment_bytes_max: 4096,
-        record_bytes_max: 1 << 20,
-    }
+    WalOptions { segment_bytes_max: 4096, record_bytes_max: 1 << 20 }
 }
 
 /// A deterministic record whose content and length (40..120 bytes) depend on `i`, filled with
@@ -75,22 +72,11 @@ pub fn assert_holds(wal: &Wal, first: u64, expected: &[Vec<u8>]) {
     let next = first + expected.len() as u64;
     assert_eq!(wal.first_index(), first, "first_index");
     assert_eq!(wal.next_index(), next, "next_index");
-    assert_eq!(
-        wal.read_range(0..u64::MAX).expect("read_range"),
-        expected,
-        "read_range"
-    );
+    assert_eq!(wal.read_range(0..u64::MAX).expect("read_range"), expected, "read_range");
     for (index, want) in (first..).zip(expected) {
-        assert_eq!(
-            wal.read(index).expect("read").as_ref(),
-            Some(want),
-            "read({index})"
-        );
+        assert_eq!(wal.read(index).expect("read").as_ref(), Some(want), "read({index})");
     }
-    assert_eq!(
-        wal.read(first.wrapping_sub(1)).expect("read before first"),
-        None
-    );
+    assert_eq!(wal.read(first.wrapping_sub(1)).expect("read before first"), None);
     assert_eq!(wal.read(next).expect("read at next"), None);
 }
 
