@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dsync_statemachine::lock::{AcquireRequest, LockMode};
-use dsync_statemachine::{Command, Request, State};
+use dsync_statemachine::{Command, MemStore, Request, State};
 
 /// Resources the uncontended benchmark cycles over.
 const CYCLED_RESOURCES: usize = 1000;
@@ -44,10 +44,13 @@ fn uncontended(c: &mut Criterion) {
         .collect();
     for held in [0usize, 10_000, 100_000] {
         let mut state = State::default();
+        // Lock commands never touch the store; every entry still checks its
+        // (empty) timer index, as a replica does.
+        let mut store = MemStore::default();
         let mut index = 0;
         for i in 0..held {
             index += 1;
-            state.apply(index, &acquire(&format!("background{i}"), &format!("keeper{i}"), 0));
+            state.apply(&mut store, index, &acquire(&format!("background{i}"), &format!("keeper{i}"), 0));
         }
         group.bench_with_input(BenchmarkId::new("held", held), &held, |b, _| {
             let mut turn = 0;
@@ -55,8 +58,8 @@ fn uncontended(c: &mut Criterion) {
                 let (take, give) = &cycle[turn % CYCLED_RESOURCES];
                 turn += 1;
                 index += 2;
-                state.apply(index - 1, take);
-                state.apply(index, give)
+                state.apply(&mut store, index - 1, take);
+                state.apply(&mut store, index, give)
             });
         });
     }
@@ -73,17 +76,20 @@ fn contended(c: &mut Criterion) {
         let gives: Vec<Request> = names.iter().map(|o| release("hot", o)).collect();
         // o0 holds, everyone else waits in order.
         let mut state = State::default();
+        // Lock commands never touch the store; every entry still checks its
+        // (empty) timer index, as a replica does.
+        let mut store = MemStore::default();
         let mut index = 0;
         for take in &takes {
             index += 1;
-            state.apply(index, take);
+            state.apply(&mut store, index, take);
         }
         group.bench_with_input(BenchmarkId::new("owners", owners), &owners, |b, &owners| {
             let mut holder = 0;
             b.iter(|| {
                 index += 2;
-                let granted = state.apply(index - 1, &gives[holder]);
-                let queued = state.apply(index, &takes[holder]);
+                let granted = state.apply(&mut store, index - 1, &gives[holder]);
+                let queued = state.apply(&mut store, index, &takes[holder]);
                 holder = (holder + 1) % owners;
                 (granted, queued)
             });

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lock::{AcquireOutcome, AcquireRequest};
+use crate::queue::{Delivery, NewMessage};
 
 /// One application entry of the Raft log: a command plus the leader's clock.
 ///
@@ -42,8 +43,46 @@ pub enum Command {
         /// New lease length from now.
         ttl_ms: u64,
     },
-    /// Carries only the leader's time: proposed when a lease or a wait is
-    /// due, so expiries happen even when no client sends anything.
+    /// Append messages to a queue, creating it (`POST /queue/produce`).
+    QueueProduce {
+        /// The queue's name.
+        queue: String,
+        /// The messages, in order.
+        messages: Vec<NewMessage>,
+        /// Deliveries after which an unacknowledged message is dead-lettered
+        /// (decided by the node that accepted the produce).
+        max_deliveries: u32,
+    },
+    /// Lease the oldest ready messages to a consumer (`POST /queue/consume`).
+    QueueConsume {
+        /// The queue's name.
+        queue: String,
+        /// Who receives them.
+        consumer: String,
+        /// At most this many.
+        max: u32,
+        /// How long they stay invisible to others unless acknowledged.
+        visibility_ms: u64,
+    },
+    /// Remove processed messages (`POST /queue/ack`).
+    QueueAck {
+        /// The queue's name.
+        queue: String,
+        /// Message ids.
+        ids: Vec<String>,
+    },
+    /// Give in-flight messages back (`POST /queue/nack`).
+    QueueNack {
+        /// The queue's name.
+        queue: String,
+        /// Message ids.
+        ids: Vec<String>,
+        /// 0: ready at once; otherwise ready after this long.
+        delay_ms: u64,
+    },
+    /// Carries only the leader's time: proposed when a lease, a wait or a
+    /// queue timer is due, so expiries happen even when no client sends
+    /// anything.
     Tick,
 }
 
@@ -64,6 +103,16 @@ impl Command {
             }
             Command::LockRelease { resource, owner } => format!("lock.release {resource} by {owner}"),
             Command::LockRenew { owner, ttl_ms } => format!("lock.renew {owner} ttl={ttl_ms}ms"),
+            Command::QueueProduce { queue, messages, max_deliveries } => {
+                format!("queue.produce {queue} messages={} max_deliveries={max_deliveries}", messages.len())
+            }
+            Command::QueueConsume { queue, consumer, max, visibility_ms } => {
+                format!("queue.consume {queue} by {consumer} max={max} visibility={visibility_ms}ms")
+            }
+            Command::QueueAck { queue, ids } => format!("queue.ack {queue} ids={}", ids.len()),
+            Command::QueueNack { queue, ids, delay_ms } => {
+                format!("queue.nack {queue} ids={} delay={delay_ms}ms", ids.len())
+            }
             Command::Tick => "tick".to_string(),
         };
         shorten(&text, Self::SUMMARY_CHARS_MAX)
@@ -90,6 +139,28 @@ pub enum Response {
         /// Number of holds renewed.
         renewed: u64,
     },
+    /// The ids of a [`Command::QueueProduce`]'s messages, in order.
+    QueueProduced {
+        /// One id per message.
+        ids: Vec<String>,
+    },
+    /// The messages a [`Command::QueueConsume`] leased (possibly none).
+    QueueConsumed {
+        /// In queue order.
+        messages: Vec<Delivery>,
+    },
+    /// How many messages a [`Command::QueueAck`] removed.
+    QueueAcked {
+        /// Ids that were unknown or already acknowledged do not count.
+        acked: u64,
+    },
+    /// How many in-flight messages a [`Command::QueueNack`] gave back.
+    QueueRequeued {
+        /// Ids that were not in flight do not count.
+        requeued: u64,
+    },
+    /// An ack or nack named a queue that never existed.
+    QueueNotFound,
     /// Entries without a result (ticks, blank and membership entries).
     Empty,
 }
@@ -113,6 +184,22 @@ mod tests {
         assert_eq!(summary.chars().count(), Command::SUMMARY_CHARS_MAX + 1);
         assert!(summary.starts_with("append \"é"));
         assert!(summary.ends_with('…'));
+    }
+
+    #[test]
+    fn queue_summaries_count_instead_of_listing() {
+        let messages = vec![NewMessage { key: None, body: "1".into() }; 3];
+        let produce = Command::QueueProduce { queue: "orders".into(), messages, max_deliveries: 5 };
+        assert_eq!(produce.summary(), "queue.produce orders messages=3 max_deliveries=5");
+        let consume =
+            Command::QueueConsume { queue: "orders".into(), consumer: "w1".into(), max: 10, visibility_ms: 30_000 };
+        assert_eq!(consume.summary(), "queue.consume orders by w1 max=10 visibility=30000ms");
+        let ids = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(Command::QueueAck { queue: "q".into(), ids: ids.clone() }.summary(), "queue.ack q ids=2");
+        assert_eq!(
+            Command::QueueNack { queue: "q".into(), ids, delay_ms: 5 }.summary(),
+            "queue.nack q ids=2 delay=5ms"
+        );
     }
 
     #[test]

@@ -62,4 +62,34 @@ pub enum Event {
         /// The owners of the cycle, starting with the waiter whose request closed it.
         cycle: Vec<String>,
     },
+    /// Messages entered `queue` (a produce), in batch order.
+    #[serde(rename = "queue.produced")]
+    QueueProduced {
+        /// The queue.
+        queue: String,
+        /// The new messages' ids.
+        ids: Vec<String>,
+    },
+    /// Messages of `queue` became deliverable again: their visibility ran
+    /// out, they were nacked, or their nack delay passed. Consumers waiting
+    /// on `queue` should look again.
+    #[serde(rename = "queue.ready")]
+    QueueReady {
+        /// The queue.
+        queue: String,
+        /// The messages now Ready.
+        ids: Vec<String>,
+    },
+    /// Message `id` used up its deliveries and moved from `queue` to
+    /// `dead_letter_queue` (same id), where it is Ready: consumers waiting on
+    /// the dead-letter queue should look again.
+    #[serde(rename = "queue.dead_lettered")]
+    QueueDeadLettered {
+        /// The queue it left.
+        queue: String,
+        /// Its id, the same in both queues.
+        id: String,
+        /// The queue it entered, `<queue>.dlq`.
+        dead_letter_queue: String,
+    },
 }

@@ -12,17 +12,29 @@
 //! - [`append`]: opaque application entries of `POST /raft/append`.
 //! - [`lock`]: the lock table (shared/exclusive, fair, leased, fenced,
 //!   deadlock-detecting).
+//! - [`queue`]: durable work queues (FIFO, visibility leases, nack, delays,
+//!   dead-letter queues). Their data lives only in the [`Store`].
+//! - [`store`]: the ordered key-value [`Store`] the state machine reads and
+//!   writes for state that may not fit in memory, and [`MemStore`].
 //! - [`event`]: what an applied entry changed, as plain data.
 //!
-//! Locks, queues and the cache directory join [`State`] as further modules with
-//! the same shape: a `Command` variant, an `apply` arm, a snapshot-able struct.
+//! Two kinds of state: [`State`] is in memory and travels whole in snapshots
+//! (locks, application entries, the clock); queue data lives in the
+//! [`Store`], which the engine persists and snapshots itself. Both change
+//! only through [`State::apply`].
+//!
+//! The cache directory joins as a further module with the same shape: a
+//! `Command` variant, an `apply` arm, its records.
 
 pub mod append;
 pub mod command;
 pub mod event;
 pub mod lock;
+pub mod queue;
 pub mod state;
+pub mod store;
 
 pub use command::{Command, Request, Response};
 pub use event::Event;
 pub use state::{Output, SnapshotError, State};
+pub use store::{MemStore, Store};

@@ -1,4 +1,9 @@
 //! The replicated state and its single entry point, [`State::apply`].
+//!
+//! State lives in two places. [`State`] itself (the clock, application
+//! entries, locks) is in memory and travels whole in snapshots
+//! ([`State::to_snapshot`]). Queue data lives only in the [`Store`] passed
+//! to [`State::apply`], which the engine persists and snapshots itself.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,11 +11,14 @@ use crate::append::AppendLog;
 use crate::command::{Command, Request, Response};
 use crate::event::Event;
 use crate::lock::{Ctx, LockTable};
+use crate::queue;
+use crate::store::Store;
 
 /// Version tag in front of every snapshot, so a future format can be told apart.
 const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 
-/// Everything the cluster agrees on, rebuilt identically on every replica.
+/// The in-memory part of what the cluster agrees on, rebuilt identically on
+/// every replica (queue data is in the [`Store`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Latest leader time seen in any entry. Leaders' clocks differ, so the
@@ -45,14 +53,21 @@ pub enum SnapshotError {
 
 impl State {
     /// Applies the committed entry at log `index`. Deterministic: the result
-    /// depends only on `self`, `index` and `request`. Every entry first lets
-    /// time pass (expiring leases and waits that are due), then runs its
-    /// command.
-    pub fn apply(&mut self, index: u64, request: &Request) -> Output {
+    /// depends only on `self`, the queue records in `store`, `index` and
+    /// `request`. Every entry first lets time pass (expiring lock leases and
+    /// waits, then queue timers, at most [`queue::EXPIRED_PER_ENTRY_MAX`]),
+    /// then runs its command.
+    ///
+    /// Queue data is read from and written to `store` only. Any store
+    /// content is tolerated (a missing or undecodable record is absent), so
+    /// replaying entries against a store that discards writes and reads as
+    /// empty rebuilds the in-memory state exactly.
+    pub fn apply(&mut self, store: &mut dyn Store, index: u64, request: &Request) -> Output {
         self.now_ms = self.now_ms.max(request.time_ms);
         let ctx = Ctx { index, now_ms: self.now_ms };
         let mut events = Vec::new();
         self.locks.expire(ctx, &mut events);
+        queue::expire(store, ctx, &mut events);
         let response = match &request.command {
             Command::Append { .. } => Response::Appended { total: self.appends.apply(index) },
             Command::LockAcquire(acquire) => Response::LockAcquired(self.locks.acquire(ctx, acquire, &mut events)),
@@ -62,15 +77,36 @@ impl State {
             Command::LockRenew { owner, ttl_ms } => {
                 Response::LockRenewed { renewed: self.locks.renew(ctx, owner, *ttl_ms) }
             }
+            Command::QueueProduce { queue, messages, max_deliveries } => Response::QueueProduced {
+                ids: queue::produce(store, ctx, queue, messages, *max_deliveries, &mut events),
+            },
+            Command::QueueConsume { queue, consumer, max, visibility_ms } => {
+                Response::QueueConsumed { messages: queue::consume(store, ctx, queue, consumer, *max, *visibility_ms) }
+            }
+            Command::QueueAck { queue, ids } => match queue::ack(store, queue, ids) {
+                Some(acked) => Response::QueueAcked { acked },
+                None => Response::QueueNotFound,
+            },
+            Command::QueueNack { queue, ids, delay_ms } => {
+                match queue::nack(store, ctx, queue, ids, *delay_ms, &mut events) {
+                    Some(requeued) => Response::QueueRequeued { requeued },
+                    None => Response::QueueNotFound,
+                }
+            }
             Command::Tick => Response::Empty,
         };
         Output { response, events }
     }
 
-    /// The earliest time at which something expires, so the leader can
-    /// propose a [`Command::Tick`] then.
-    pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.locks.next_deadline_ms()
+    /// The earliest time at which something expires (a lock lease or wait,
+    /// a queue visibility lease or nack delay), so the leader can propose a
+    /// [`Command::Tick`] then. At or before `now_ms` while more queue timers
+    /// are due than one entry handles.
+    pub fn next_deadline_ms(&self, store: &dyn Store) -> Option<u64> {
+        let lock = self.locks.next_deadline_ms();
+        let queue = queue::next_deadline_ms(store);
+        // `None` sorts first, so `min` alone would prefer "nothing due".
+        lock.into_iter().chain(queue).min()
     }
 
     /// Encodes the whole state for a snapshot (version byte, then JSON).
@@ -96,6 +132,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemStore;
     use proptest::prelude::*;
 
     fn append(time_ms: u64) -> Request {
@@ -104,17 +141,17 @@ mod tests {
 
     #[test]
     fn appends_are_counted_in_order() {
-        let mut state = State::default();
-        assert_eq!(state.apply(3, &append(10)).response, Response::Appended { total: 1 });
-        assert_eq!(state.apply(4, &append(11)).response, Response::Appended { total: 2 });
+        let (mut state, mut store) = (State::default(), MemStore::default());
+        assert_eq!(state.apply(&mut store, 3, &append(10)).response, Response::Appended { total: 1 });
+        assert_eq!(state.apply(&mut store, 4, &append(11)).response, Response::Appended { total: 2 });
         assert_eq!(state.appends.last_index, Some(4));
     }
 
     #[test]
     fn time_never_goes_backwards_across_leaders() {
-        let mut state = State::default();
-        state.apply(1, &append(1_000));
-        state.apply(2, &append(900)); // a new leader with a slower clock
+        let (mut state, mut store) = (State::default(), MemStore::default());
+        state.apply(&mut store, 1, &append(1_000));
+        state.apply(&mut store, 2, &append(900)); // a new leader with a slower clock
         assert_eq!(state.now_ms, 1_000);
     }
 
@@ -131,14 +168,15 @@ mod tests {
         #[test]
         fn replay_and_snapshot_agree(times in proptest::collection::vec(0u64..10_000, 0..50), cut in 0usize..50) {
             let entries: Vec<Request> = times.iter().map(|&t| append(t)).collect();
+            let store = &mut MemStore::default();
             let mut whole = State::default();
-            for (i, e) in entries.iter().enumerate() { whole.apply(i as u64, e); }
+            for (i, e) in entries.iter().enumerate() { whole.apply(store, i as u64, e); }
 
             let cut = cut.min(entries.len());
             let mut first = State::default();
-            for (i, e) in entries[..cut].iter().enumerate() { first.apply(i as u64, e); }
+            for (i, e) in entries[..cut].iter().enumerate() { first.apply(store, i as u64, e); }
             let mut resumed = State::from_snapshot(&first.to_snapshot()).unwrap();
-            for (i, e) in entries.iter().enumerate().skip(cut) { resumed.apply(i as u64, e); }
+            for (i, e) in entries.iter().enumerate().skip(cut) { resumed.apply(store, i as u64, e); }
             prop_assert_eq!(&resumed, &whole);
             prop_assert_eq!(whole.appends.total, entries.len() as u64);
         }

@@ -16,7 +16,7 @@ mod model;
 use std::collections::BTreeSet;
 
 use dsync_statemachine::lock::{AcquireRequest, LockMode};
-use dsync_statemachine::{Command, Event, Output, Request, State};
+use dsync_statemachine::{Command, Event, MemStore, Output, Request, State};
 use proptest::prelude::*;
 
 use model::Model;
@@ -118,13 +118,14 @@ proptest! {
     #[test]
     fn lock_table_matches_the_reference_model(steps in steps()) {
         let mut state = State::default();
+        let mut store = MemStore::default();
         let mut model = Model::default();
         let mut tokens = 0;
         let mut time_ms = 1_000;
         for (i, step) in steps.iter().enumerate() {
             let index = i as u64 + 1;
             time_ms += step.advance_ms;
-            let output = state.apply(index, &Request { time_ms, command: step.command.clone() });
+            let output = state.apply(&mut store, index, &Request { time_ms, command: step.command.clone() });
             let (response, events) = model.apply(index, time_ms, &step.command);
             prop_assert_eq!(&output.response, &response, "entry {}: {:?}", index, step.command);
             prop_assert_eq!(&output.events, &events, "entry {}: {:?}", index, step.command);
@@ -150,10 +151,13 @@ fn generated_histories_reach_deadlocks_timeouts_and_expiries() {
     for _ in 0..64 {
         let steps = steps().new_tree(&mut runner).expect("generates").current();
         let mut state = State::default();
+        let mut store = MemStore::default();
         let mut time_ms = 1_000;
         for (i, step) in steps.iter().enumerate() {
             time_ms += step.advance_ms;
-            for event in state.apply(i as u64 + 1, &Request { time_ms, command: step.command.clone() }).events {
+            for event in
+                state.apply(&mut store, i as u64 + 1, &Request { time_ms, command: step.command.clone() }).events
+            {
                 match event {
                     Event::LockDeadlock { cycle, .. } => {
                         deadlocks += 1;

@@ -55,7 +55,7 @@ impl Model {
             }
             Command::LockRenew { owner, ttl_ms } => Response::LockRenewed { renewed: self.renew(owner, *ttl_ms) },
             Command::Tick => Response::Empty,
-            Command::Append { .. } => unreachable!("the model only knows locks"),
+            _ => unreachable!("the model only knows locks"),
         };
         (response, events)
     }

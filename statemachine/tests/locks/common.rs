@@ -3,7 +3,7 @@
 //! builds the expected outputs the tests compare whole.
 
 use dsync_statemachine::lock::{AcquireOutcome, AcquireRequest, Grant, LockMode, LockTable};
-use dsync_statemachine::{Command, Event, Output, Request, Response, State};
+use dsync_statemachine::{Command, Event, MemStore, Output, Request, Response, State};
 
 /// Short names for the two modes: scripts read like lock tables.
 pub const S: LockMode = LockMode::Shared;
@@ -17,6 +17,8 @@ pub struct Replica {
     pub state: State,
     /// Log index of the last applied entry (the next one gets `index + 1`).
     pub index: u64,
+    /// Queue records (none here: lock commands never touch the store).
+    pub store: MemStore,
 }
 
 impl Replica {
@@ -24,7 +26,7 @@ impl Replica {
     /// the table's invariants afterwards.
     pub fn apply(&mut self, time_ms: u64, command: Command) -> Output {
         self.index += 1;
-        let output = self.state.apply(self.index, &Request { time_ms, command });
+        let output = self.state.apply(&mut self.store, self.index, &Request { time_ms, command });
         assert_eq!(self.state.locks.check_invariants(), Ok(()));
         output
     }

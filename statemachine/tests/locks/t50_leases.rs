@@ -109,13 +109,13 @@ fn next_deadline_is_the_earliest_lease_end_or_wait_deadline() {
     let mut r = Replica::default();
     assert_eq!(r.locks().next_deadline_ms(), None);
     r.acquire(0, "a", "t1", X, 1000, 0);
-    assert_eq!(r.state.next_deadline_ms(), Some(1000));
+    assert_eq!(r.state.next_deadline_ms(&r.store), Some(1000));
     r.acquire(0, "a", "t2", X, 1000, 300);
-    assert_eq!(r.state.next_deadline_ms(), Some(300));
+    assert_eq!(r.state.next_deadline_ms(&r.store), Some(300));
     r.tick(300);
-    assert_eq!(r.state.next_deadline_ms(), Some(1000));
+    assert_eq!(r.state.next_deadline_ms(&r.store), Some(1000));
     r.renew(400, "t1", 50);
-    assert_eq!(r.state.next_deadline_ms(), Some(450));
+    assert_eq!(r.state.next_deadline_ms(&r.store), Some(450));
     r.release(400, "a", "t1");
-    assert_eq!(r.state.next_deadline_ms(), None);
+    assert_eq!(r.state.next_deadline_ms(&r.store), None);
 }

@@ -66,7 +66,7 @@ fn a_snapshot_round_trip_gives_an_equal_table() {
     assert_eq!(r.locks().deadlocks_resolved(), 1);
     let loaded = State::from_snapshot(&r.state.to_snapshot()).expect("snapshot loads");
     assert_eq!(loaded, r.state);
-    assert_eq!(loaded.next_deadline_ms(), r.state.next_deadline_ms());
+    assert_eq!(loaded.next_deadline_ms(&r.store), r.state.next_deadline_ms(&r.store));
 }
 
 #[test]
