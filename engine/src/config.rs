@@ -30,6 +30,9 @@ pub struct EngineConfig {
     /// How long a write or linearizable read may wait for a leader and a
     /// quorum before it fails as unavailable.
     pub request_timeout: Duration,
+    /// Memory sled may use to cache the state machine's store: the bound
+    /// that keeps a huge queue backlog from growing the process.
+    pub sled_cache_bytes: u64,
 }
 
 impl EngineConfig {
@@ -44,6 +47,7 @@ impl EngineConfig {
             election_timeout: Duration::from_millis(300),
             snapshot_entries: 5000,
             request_timeout: Duration::from_secs(5),
+            sled_cache_bytes: 64 << 20,
         }
     }
 

@@ -11,12 +11,14 @@
 //! - [`codec`]: bincode encoding shared by storage and the wire.
 //! - [`meta`]: the small fsynced files that hold the vote and the purge point.
 //! - [`log_store`]: `RaftLogStorage` on the WAL.
-//! - [`sm_store`]: `RaftStateMachine` with snapshots persisted in sled.
+//! - [`sm_store`]: `RaftStateMachine`: in-memory state plus a sled store,
+//!   point-in-time snapshot files.
 //! - [`network`]: Raft RPC client (`/internal/raft/...`, pooled keep-alive).
 //! - [`rpc`]: the `/internal/` HTTP routes that receive those RPCs.
 //! - [`forward`]: follower-to-leader forwarding of writes, reads and
 //!   membership changes.
 //! - [`node`]: [`Node`], the running Raft member the server talks to.
+//! - [`ring`]: consistent hashing of queue names onto members (placement).
 //! - [`config`] and [`error`]: settings and the errors callers act on.
 //!
 //! Every RPC path and the on-disk layout carry a Raft group id
@@ -35,6 +37,7 @@ pub mod log_store;
 pub mod meta;
 pub mod network;
 pub mod node;
+pub mod ring;
 pub mod rpc;
 pub mod sm_store;
 pub mod types;

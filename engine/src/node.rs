@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dsync_statemachine::store::Store;
 use dsync_statemachine::{Command, Request, Response, State};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
@@ -24,7 +25,7 @@ use crate::error::EngineError;
 use crate::forward::{ForwardRequest, ForwardResponse};
 use crate::log_store::{LogReader, LogStore};
 use crate::network::{self, NetworkFactory, TransportError};
-use crate::sm_store::{EventRecord, SharedApplied, StateMachineStore, EVENT_BUFFER};
+use crate::sm_store::{EventRecord, StateMachineStore, StateReaders, EVENT_BUFFER};
 use crate::types::{node_name, GroupId, LogId, NodeId, Raft};
 
 /// How fresh a read must be.
@@ -108,7 +109,7 @@ pub struct Node {
     config: EngineConfig,
     raft: Raft,
     log: LogReader,
-    applied: SharedApplied,
+    state: StateReaders,
     commit_index: Arc<AtomicU64>,
     /// Pool for forwarded requests, apart from Raft's RPC pool.
     forward_client: reqwest::Client,
@@ -127,14 +128,15 @@ impl Node {
         let dir = config.group_dir();
         let log_store = LogStore::open(&dir)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let sm_store = StateMachineStore::open(&dir.join("sm"), events.clone())?;
-        let (log, commit_index, applied) = (log_store.reader(), log_store.commit_index(), sm_store.applied());
+        let (log, commit_index) = (log_store.reader(), log_store.commit_index());
+        let sm_store = StateMachineStore::open(&dir, &log, config.sled_cache_bytes, events.clone())?;
+        let state = sm_store.readers();
         let raft_config = Arc::new(config.raft_config().map_err(io::Error::other)?);
         let network = NetworkFactory::new(config.group, config.node_id);
         let raft =
             Raft::new(config.node_id, raft_config, network, log_store, sm_store).await.map_err(io::Error::other)?;
         let forward_client = reqwest::Client::builder().tcp_nodelay(true).build().map_err(io::Error::other)?;
-        let node = Arc::new(Node { config, raft, log, applied, commit_index, forward_client, events });
+        let node = Arc::new(Node { config, raft, log, state, commit_index, forward_client, events });
         node.bootstrap().await?;
         tokio::spawn(propose_ticks(node.clone()));
         Ok(node)
@@ -180,16 +182,11 @@ impl Node {
         self.config.node_id
     }
 
-    /// The applied state, for local reads.
-    pub fn applied(&self) -> &SharedApplied {
-        &self.applied
-    }
-
-    /// Runs `read` on the applied state (after [`Node::read_barrier`] for a
-    /// linearizable read).
-    pub fn read_state<R>(&self, read: impl FnOnce(&State) -> R) -> R {
-        let applied = self.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        read(&applied.state)
+    /// Runs `read` on the applied state, its in-memory part and its store
+    /// (after [`Node::read_barrier`] for a linearizable read).
+    pub fn read_state<R>(&self, read: impl FnOnce(&State, &dyn Store) -> R) -> R {
+        let applied = self.state.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(&applied.state, &self.state.store)
     }
 
     /// Events of entries applied from now on, in log order.
@@ -217,6 +214,12 @@ impl Node {
         let metrics = self.raft.metrics();
         let membership = metrics.borrow().membership_config.clone();
         membership.membership().get_node(&id).map(|n| n.addr.clone())
+    }
+
+    /// Names of every member (voters and learners) this node knows of.
+    pub fn member_names(&self) -> Vec<String> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        membership.membership().nodes().map(|(&id, _)| node_name(id)).collect()
     }
 
     /// This node's status.
@@ -503,7 +506,7 @@ async fn propose_ticks(node: Arc<Node>) {
         if node.raft.metrics().borrow().state == ServerState::Shutdown {
             return;
         }
-        let due = node.read_state(State::next_deadline_ms);
+        let due = node.read_state(|state, store| state.next_deadline_ms(store));
         let now = now_ms();
         match due {
             Some(deadline) if deadline <= now && node.ensure_leader().is_ok() => {

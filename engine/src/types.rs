@@ -1,7 +1,5 @@
 //! The openraft type configuration and how nodes are named.
 
-use std::io::Cursor;
-
 use dsync_statemachine::{Request, Response};
 
 /// Numeric Raft id of a node: `node7` has id 7.
@@ -23,7 +21,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// A log entry of dsync's Raft.

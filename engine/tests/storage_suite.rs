@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for OnDisk {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
         let log = LogStore::open(dir.path()).map_err(|e| StorageIOError::write(&e))?;
-        let sm = StateMachineStore::open(&dir.path().join("sm"), tokio::sync::broadcast::channel(16).0)
+        let sm = StateMachineStore::open(dir.path(), &log.reader(), 8 << 20, tokio::sync::broadcast::channel(16).0)
             .map_err(|e| StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
