@@ -49,6 +49,14 @@ pub struct ServeArgs {
     /// Largest message or cache value, and `data` of `/raft/append`, in bytes.
     #[arg(long, env = "MAX_VALUE_BYTES", default_value_t = 1 << 20)]
     pub max_value_bytes: usize,
+    /// Deliveries after which an unacknowledged message moves to `<queue>.dlq`
+    /// (applies to messages produced through this node).
+    #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_deliveries: u32,
+    /// Memory (MiB) for sled's cache of the replicated store: bounds the
+    /// process however large the queue backlogs grow.
+    #[arg(long, env = "STORE_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_cache_mb: u64,
     /// Milliseconds a write may wait for a leader and a quorum.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -88,6 +96,7 @@ impl ServeArgs {
         }
         config.snapshot_entries = self.snapshot_entries;
         config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        config.sled_cache_bytes = self.store_cache_mb << 20;
         Ok(config)
     }
 }

@@ -12,10 +12,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use dsync_engine::{node_name, Node, Role, Status};
+use dsync_statemachine::queue::{self, QueueStats};
 use dsync_statemachine::Event;
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use serde_json::{json, Map, Value};
 
@@ -44,6 +46,8 @@ pub struct Metrics {
     lock_deadlocks: IntCounter,
     lock_expiries: IntCounter,
     locks_held: IntGauge,
+    queue_produce_latency: Histogram,
+    queue_consume_latency: Histogram,
 }
 
 /// Latency buckets from 0.5 ms to ~16 s, doubling.
@@ -114,6 +118,23 @@ impl Metrics {
             lock_deadlocks: counter("lock_deadlocks_total", "Deadlock victims aborted (cluster total)")?,
             lock_expiries: counter("lock_expiries_total", "Leases that expired (cluster total)")?,
             locks_held: gauge("locks_held", "Lock holds (resource, owner) right now")?,
+            queue_produce_latency: registered(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new("queue_produce_duration_seconds", "Produce latency through this node")
+                        .buckets(latency_buckets()?),
+                )?,
+            )?,
+            queue_consume_latency: registered(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "queue_consume_duration_seconds",
+                        "Latency of consumes through this node that returned messages, long-poll waits included",
+                    )
+                    .buckets(latency_buckets()?),
+                )?,
+            )?,
             registry,
         })
     }
@@ -128,6 +149,16 @@ impl Metrics {
         self.lock_waits.inc();
     }
 
+    /// Records one produce through this node.
+    pub fn queue_produced(&self, took: Duration) {
+        self.queue_produce_latency.observe(took.as_secs_f64());
+    }
+
+    /// Records one consume through this node that returned messages.
+    pub fn queue_consumed(&self, took: Duration) {
+        self.queue_consume_latency.observe(took.as_secs_f64());
+    }
+
     /// Counts what an applied event says happened in the cluster.
     pub fn observe_event(&self, event: &Event) {
         match event {
@@ -135,7 +166,7 @@ impl Metrics {
             Event::LockWaitTimedOut { .. } => self.lock_timeouts.inc(),
             Event::LockDeadlock { .. } => self.lock_deadlocks.inc(),
             Event::LockExpired { .. } => self.lock_expiries.inc(),
-            Event::LockReleased { .. } => {}
+            _ => {}
         }
     }
 
@@ -153,7 +184,7 @@ impl Metrics {
         gauge(&self.raft_last_log_index, status.last_log_index);
         gauge(&self.raft_snapshot_index, status.snapshot_index.unwrap_or(0));
         self.raft_is_leader.set(i64::from(status.role == Role::Leader));
-        gauge(&self.locks_held, node.read_state(|s| s.locks.hold_count()) as u64);
+        gauge(&self.locks_held, node.read_state(|s, _| s.locks.hold_count()) as u64);
         self.raft_replication_lag.reset();
         let metrics = node.metrics().borrow().clone();
         for (peer, matched) in metrics.replication.iter().flatten() {
@@ -165,6 +196,7 @@ impl Metrics {
     fn gather(&self, node: &Node, status: &Status) -> Vec<MetricFamily> {
         self.refresh(node, status);
         let mut families = self.registry.gather();
+        families.extend(queue_families(&node.read_state(|_, store| queue::all_stats(store))));
         families.extend(prometheus::gather());
         families
     }
@@ -201,6 +233,56 @@ impl Metrics {
             "metrics": families,
         })
     }
+}
+
+/// Per-queue families, read from the replicated queue statistics at scrape
+/// time (cluster totals, identical on every node).
+fn queue_families(all: &[QueueStats]) -> Vec<MetricFamily> {
+    type Read = fn(&QueueStats) -> u64;
+    let counters: [(&str, &str, Read); 5] = [
+        ("produced_total", "Messages produced", |s| s.produced_total),
+        ("consumed_total", "Deliveries (first and repeated)", |s| s.consumed_total),
+        ("acked_total", "Messages acknowledged", |s| s.acked_total),
+        ("redelivered_total", "Messages returned after their visibility timeout", |s| s.redelivered_total),
+        ("dead_lettered_total", "Messages moved to the dead-letter queue", |s| s.dead_lettered),
+    ];
+    let gauges: [(&str, &str, Read); 3] = [
+        ("ready", "Messages ready for delivery", |s| s.ready),
+        ("in_flight", "Messages leased to a consumer", |s| s.in_flight),
+        ("delayed", "Nacked messages waiting for their delay", |s| s.delayed),
+    ];
+    let family = |name: &str, help: &str, kind: MetricType, read: Read| {
+        let mut family = MetricFamily::default();
+        family.set_name(format!("dsync_queue_{name}"));
+        family.set_help(help.to_string());
+        family.set_field_type(kind);
+        family.set_metric(
+            all.iter()
+                .map(|stats| {
+                    let mut label = LabelPair::default();
+                    label.set_name("queue".to_string());
+                    label.set_value(stats.queue.clone());
+                    let mut metric = Metric::default();
+                    metric.set_label(vec![label]);
+                    let value = read(stats) as f64;
+                    if kind == MetricType::COUNTER {
+                        let mut counter = Counter::default();
+                        counter.set_value(value);
+                        metric.set_counter(counter);
+                    } else {
+                        let mut gauge = Gauge::default();
+                        gauge.set_value(value);
+                        metric.set_gauge(gauge);
+                    }
+                    metric
+                })
+                .collect(),
+        );
+        family
+    };
+    let counters = counters.into_iter().map(|(name, help, read)| family(name, help, MetricType::COUNTER, read));
+    let gauges = gauges.into_iter().map(|(name, help, read)| family(name, help, MetricType::GAUGE, read));
+    counters.chain(gauges).filter(|f| !f.get_metric().is_empty()).collect()
 }
 
 /// One family as JSON: a number when it has a single unlabeled sample,

@@ -27,7 +27,12 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(watch_leader(node.clone(), metrics.clone()));
     tokio::spawn(count_events(node.clone(), metrics.clone()));
 
-    let state = AppState { node: node.clone(), metrics, max_value_bytes: args.max_value_bytes };
+    let state = AppState {
+        node: node.clone(),
+        metrics,
+        max_value_bytes: args.max_value_bytes,
+        max_deliveries: args.max_deliveries,
+    };
     let app = api::router(state, args.enable_metrics);
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -209,7 +209,7 @@ enum WaitState {
 }
 
 fn wait_state(state: &AppState, request: &AcquireRequest) -> WaitState {
-    state.node.read_state(|s| {
+    state.node.read_state(|s, _| {
         let Some(view) = s.locks.view(&request.resource) else { return WaitState::Gone };
         // A holder in a weaker mode is an upgrade still waiting.
         let satisfies =
@@ -303,11 +303,11 @@ pub async fn list(
     }
     state.node.read_barrier(query.consistency).await?;
     let body = match query.resource {
-        Some(resource) => state.node.read_state(|s| match s.locks.view(&resource) {
+        Some(resource) => state.node.read_state(|s, _| match s.locks.view(&resource) {
             Some(view) => json!(view),
             None => json!({"resource": resource, "mode": null, "holders": [], "waiters": []}),
         }),
-        None => state.node.read_state(|s| json!({ "locks": s.locks.held() })),
+        None => state.node.read_state(|s, _| json!({ "locks": s.locks.held() })),
     };
     Ok(Json(body))
 }
@@ -326,9 +326,9 @@ pub async fn wait_for(
 ) -> Result<Json<Value>, ApiError> {
     state.node.read_barrier(query.consistency).await?;
     Ok(Json(
-        state
-            .node
-            .read_state(|s| json!({"edges": s.locks.wait_for(), "deadlocks_resolved": s.locks.deadlocks_resolved()})),
+        state.node.read_state(
+            |s, _| json!({"edges": s.locks.wait_for(), "deadlocks_resolved": s.locks.deadlocks_resolved()}),
+        ),
     ))
 }
 

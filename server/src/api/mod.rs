@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 mod locks;
 mod metrics;
+mod queue;
 mod raft;
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest `data`/message/value, in encoded JSON bytes.
     pub max_value_bytes: usize,
+    /// Deliveries after which a message produced through this node is
+    /// dead-lettered.
+    pub max_deliveries: u32,
 }
 
 /// Room for the fields around a maximal value in a request body.
@@ -51,7 +55,12 @@ pub fn router(state: AppState, enable_metrics: bool) -> Router {
         .route("/locks/acquire", post(locks::acquire))
         .route("/locks/release", post(locks::release))
         .route("/locks/renew", post(locks::renew))
-        .route("/locks/wait_for", get(locks::wait_for));
+        .route("/locks/wait_for", get(locks::wait_for))
+        .route("/queue/produce", post(queue::produce))
+        .route("/queue/consume", post(queue::consume))
+        .route("/queue/ack", post(queue::ack))
+        .route("/queue/nack", post(queue::nack))
+        .route("/queue/stats", get(queue::stats));
     if enable_metrics {
         public = public.route("/metrics", get(metrics::show));
     }
