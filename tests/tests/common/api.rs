@@ -202,23 +202,59 @@ impl Api {
     /// histograms their `count` (observations). `None` when the family is
     /// absent (a labelled family with no sample yet, or not implemented).
     pub async fn metric(&self, id: u64, name: &str) -> Result<Option<f64>, String> {
+        self.metric_labelled(id, name, &[]).await
+    }
+
+    /// Like [`Api::metric`], but only the samples carrying every label
+    /// `(label, value)` of `labels` (e.g. `[("queue", "orders")]`) count.
+    /// `None` when no sample matches (with `labels` empty: as `metric`).
+    pub async fn metric_labelled(&self, id: u64, name: &str, labels: &[(&str, &str)]) -> Result<Option<f64>, String> {
         let body = self.get_ok(id, "/metrics").await?;
         let family = &body["metrics"][name];
         let sample_total =
             |sample: &Value| sample.as_f64().or_else(|| sample["value"].as_f64()).or_else(|| sample["count"].as_f64());
+        let matches = |sample: &Value| labels.iter().all(|(label, value)| sample[*label].as_str() == Some(*value));
         match family {
             Value::Null => Ok(None),
-            Value::Array(samples) => samples
-                .iter()
-                .map(|sample| {
-                    sample_total(sample)
-                        .ok_or_else(|| format!("node{id} metric {name}: sample without value or count: {sample}"))
-                })
-                .sum::<Result<f64, String>>()
-                .map(Some),
+            Value::Array(samples) => {
+                let mut total = None;
+                for sample in samples.iter().filter(|sample| matches(sample)) {
+                    let value = sample_total(sample)
+                        .ok_or_else(|| format!("node{id} metric {name}: sample without value or count: {sample}"))?;
+                    total = Some(total.unwrap_or(0.0) + value);
+                }
+                Ok(total)
+            }
+            // A lone unlabelled sample is shown as a bare number: it carries no label.
+            _ if !labels.is_empty() => Ok(None),
             other => sample_total(other)
                 .map(Some)
                 .ok_or_else(|| format!("node{id} metric {name}: not a number or sample list: {other}")),
+        }
+    }
+
+    /// [`Api::metric_labelled`] on each of the nodes `ids` (absent counts as 0).
+    pub async fn metric_per_node(
+        &self,
+        ids: &[u64],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<BTreeMap<u64, f64>, String> {
+        let mut values = BTreeMap::new();
+        for &id in ids {
+            values.insert(id, self.metric_labelled(id, name, labels).await?.unwrap_or(0.0));
+        }
+        Ok(values)
+    }
+
+    /// `GET /metrics?format=prometheus` on node `id`: the text exposition.
+    pub async fn prometheus_text(&self, id: u64) -> Result<String, String> {
+        let path = "/metrics?format=prometheus";
+        let reply = self.get(id, path).await?;
+        if reply.is_success() {
+            Ok(reply.text)
+        } else {
+            Err(format!("node{id} GET {path}: {reply}"))
         }
     }
 

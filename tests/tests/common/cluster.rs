@@ -72,6 +72,13 @@ impl ClusterOptions {
         self.snapshot_entries = Some(entries);
         self
     }
+
+    /// Sets any other server setting `name` (e.g. `MAX_DELIVERIES`) to
+    /// `value` in every node's environment, restarts included.
+    pub fn env(mut self, name: &str, value: impl ToString) -> ClusterOptions {
+        self.extra_env.push((name.to_owned(), value.to_string()));
+        self
+    }
 }
 
 /// A running test cluster. Dereferences to [`Api`], so `cluster.append(2, ..)`
@@ -154,6 +161,19 @@ impl Cluster {
         let (bin, log_dir) = (self.bin.clone(), self.log_dir.clone());
         self.node_mut(id).spawn(&bin, &log_dir);
         self.wait_serving(id).await;
+    }
+
+    /// Starts the killed nodes `ids` again together, each as in
+    /// [`Cluster::restart`], and waits until every one serves `/health`: a
+    /// whole-cluster restart in which no node waits for another to start.
+    pub async fn restart_all(&mut self, ids: &[u64]) {
+        let (bin, log_dir) = (self.bin.clone(), self.log_dir.clone());
+        for &id in ids {
+            self.node_mut(id).spawn(&bin, &log_dir);
+        }
+        for &id in ids {
+            self.wait_serving(id).await;
+        }
     }
 
     /// The HTTP client of this cluster, to clone into spawned client tasks.

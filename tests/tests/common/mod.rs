@@ -1,7 +1,7 @@
 //! Shared fixture of the black-box integration tests: real `dsync serve`
 //! processes on 127.0.0.1, real disks, SIGKILL, and plain HTTP.
 //!
-//! Each topic binary (`cluster`, and later `locks`, `queue`, `cache`)
+//! Each topic binary (`cluster`, `locks`, `queues`, and later `cache`)
 //! includes this module with
 //! `#[path = "../common/mod.rs"] mod common;`.
 //!
@@ -12,9 +12,10 @@
 //!   and checks that acknowledged entries are in a node's log.
 //! - [`api`]: an HTTP client addressed by node number, with typed helpers
 //!   for the Health/Raft/cluster routes of `shared/API.md` and for reading
-//!   one metric family (per node, or summed over nodes). Topic binaries add
-//!   their own route helpers as `impl Api` blocks in their own modules
-//!   (e.g. `locks/client.rs`).
+//!   one metric family (per node, summed over nodes, or only the samples
+//!   with given labels) and the Prometheus text. Topic binaries add their
+//!   own route helpers as `impl Api` blocks in their own modules (e.g.
+//!   `locks/client.rs`, `queues/client.rs`).
 //! - [`poll`]: re-check a condition until a deadline; never a fixed sleep.
 //! - [`ports`]: free TCP ports that cannot collide with the nodes' own
 //!   outgoing connections.

@@ -16,7 +16,7 @@ const TAIL_LINE_BYTES_MAX: usize = 400;
 /// Server settings a developer's shell may carry: removed from every node's
 /// environment, so a node runs with the server defaults plus exactly what
 /// the fixture sets.
-const SCRUBBED_ENV: [&str; 16] = [
+const SCRUBBED_ENV: [&str; 17] = [
     "NODE_ID",
     "PEERS",
     "HTTP_PORT",
@@ -32,6 +32,7 @@ const SCRUBBED_ENV: [&str; 16] = [
     "SNAPSHOT_ENTRIES",
     "MAX_VALUE_BYTES",
     "REQUEST_TIMEOUT_MS",
+    "MAX_DELIVERIES",
     "RUST_LOG",
 ];
 
