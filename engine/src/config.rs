@@ -68,6 +68,10 @@ impl EngineConfig {
             // Each snapshot chunk must fit in this; the default 200 ms makes
             // large snapshots resend forever on a loaded machine.
             install_snapshot_timeout: 10_000,
+            // openraft 0.9 gives each AppendEntries one heartbeat interval
+            // (50 ms) to complete; 300 entries of a 1 MiB batch produce would
+            // never make it. 64 keeps a round small while still batching.
+            max_payload_entries: 64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_entries),
             max_in_snapshot_log_to_keep: self.snapshot_entries,
             replication_lag_threshold: self.snapshot_entries.saturating_mul(2),

@@ -16,6 +16,12 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc instead of glibc malloc: under sustained large-batch traffic
+/// glibc's per-thread arenas kept growing (a node reached 1.6 GB RSS after
+/// 1.2 M queued messages); jemalloc returns freed memory (as TiKV does).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Command line of the `dsync` binary.
 #[derive(Parser)]
 #[command(name = "dsync", version, about = "Distributed locks, queues and a coherent cache over Raft")]

@@ -76,8 +76,10 @@ pub struct EventRecord {
 
 /// Entries' event batches buffered per subscriber before it counts as
 /// lagging. A lagging subscriber loses events and must fall back to reading
-/// the state.
-pub const EVENT_BUFFER: usize = 16 * 1024;
+/// the state. The channel keeps this many batches alive even when every
+/// subscriber has read them, so it is also a memory bound: a batch of a
+/// 1000-message produce carries 1000 ids.
+pub const EVENT_BUFFER: usize = 512;
 
 /// sled keys loaded per batch when a snapshot is installed.
 const LOAD_BATCH_ENTRIES: usize = 4096;
