@@ -168,25 +168,6 @@ impl Store for SledView {
     }
 }
 
-/// A store that holds nothing and forgets every write: replaying entries
-/// against it rebuilds only the in-memory part of the state (sled already
-/// holds the store part for those entries).
-pub struct DiscardStore;
-
-impl Store for DiscardStore {
-    fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
-        None
-    }
-
-    fn put(&mut self, _key: &[u8], _value: Vec<u8>) {}
-
-    fn delete(&mut self, _key: &[u8]) {}
-
-    fn scan(&self, _start: &[u8], _end: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        Vec::new()
-    }
-}
-
 /// Point-in-time reads of a store that keeps changing: while a snapshot is
 /// being built, every commit first records the value each key had when the
 /// snapshot began (its pre-image), once per key. The builder reads sled and

@@ -12,7 +12,7 @@
 //!   behind it (`A < S`: lost writes, or an install interrupted by a crash),
 //!   sled is reloaded from the file.
 //! - The memory part is rebuilt from the snapshot and the log entries
-//!   `(S, A]`, replayed against a [`kv::DiscardStore`] because sled already
+//!   `(S, A]`, replayed against a `DiscardStore` because sled already
 //!   has their store writes. Raft purges the log only up to `S`, so those
 //!   entries are always in the WAL.
 //!
@@ -32,13 +32,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use dsync_statemachine::store::DiscardStore;
 use dsync_statemachine::{Event, Response, State};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{BasicNode, EntryPayload, MessageSummary, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use tokio::sync::broadcast;
 
 pub use kv::SledView;
-use kv::{BatchStore, DiscardStore, SharedOverlay, APPLIED_KEY, MEMBERSHIP_KEY, STATE_PREFIX};
+use kv::{BatchStore, SharedOverlay, APPLIED_KEY, MEMBERSHIP_KEY, STATE_PREFIX};
 use snapshot_dir::SnapshotDir;
 use snapshot_file::{Meta, SnapshotReader, SnapshotWriter};
 

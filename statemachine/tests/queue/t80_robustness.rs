@@ -5,23 +5,10 @@
 
 use dsync_statemachine::lock::{AcquireRequest, LockMode};
 use dsync_statemachine::queue::EXPIRED_PER_ENTRY_MAX;
+use dsync_statemachine::store::DiscardStore;
 use dsync_statemachine::{Command, MemStore, Request, Response, State, Store};
 
 use crate::common::*;
-
-/// A store that forgets every write and reads as empty.
-struct DiscardStore;
-
-impl Store for DiscardStore {
-    fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
-        None
-    }
-    fn put(&mut self, _key: &[u8], _value: Vec<u8>) {}
-    fn delete(&mut self, _key: &[u8]) {}
-    fn scan(&self, _start: &[u8], _end: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        Vec::new()
-    }
-}
 
 /// A script touching every command, with ids that exist and ids that don't.
 fn script() -> Vec<Request> {

@@ -17,7 +17,8 @@ mod model;
 use std::collections::BTreeMap;
 
 use dsync_statemachine::queue::{self, NewMessage};
-use dsync_statemachine::{Command, Event, MemStore, Request, Response, State, Store};
+use dsync_statemachine::store::DiscardStore;
+use dsync_statemachine::{Command, Event, MemStore, Request, Response, State};
 use proptest::prelude::*;
 
 use model::Model;
@@ -162,20 +163,6 @@ fn produced_ids(response: &Response) -> &[String] {
     match response {
         Response::QueueProduced { ids } => ids,
         _ => &[],
-    }
-}
-
-/// A store that forgets every write and reads as empty.
-struct DiscardStore;
-
-impl Store for DiscardStore {
-    fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
-        None
-    }
-    fn put(&mut self, _key: &[u8], _value: Vec<u8>) {}
-    fn delete(&mut self, _key: &[u8]) {}
-    fn scan(&self, _start: &[u8], _end: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        Vec::new()
     }
 }
 

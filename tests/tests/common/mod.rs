@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod fields;
 pub mod node;
 pub mod poll;
 pub mod ports;

@@ -10,7 +10,8 @@
 
 use serde_json::{json, Value};
 
-use crate::client::{encode_query, Acquire};
+use crate::client::Acquire;
+use crate::common::fields::encode_query;
 use crate::common::{assert_contract_error, Cluster, ClusterOptions};
 
 /// The longest name the contract allows, in bytes.

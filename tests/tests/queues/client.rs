@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::fields::{encode_query, str_field, u64_field};
 use serde_json::{json, Value};
 
 use crate::common::api::REQUEST_TIMEOUT;
@@ -537,22 +538,4 @@ pub async fn consume_until_some(
         }
     })
     .await
-}
-
-/// `text` percent-encoded for a query string (everything but unreserved bytes).
-pub fn encode_query(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn str_field(body: &Value, name: &str) -> Result<String, String> {
-    body[name].as_str().map(str::to_owned).ok_or_else(|| format!("field {name} is not a string"))
-}
-
-fn u64_field(body: &Value, name: &str) -> Result<u64, String> {
-    body[name].as_u64().ok_or_else(|| format!("field {name} is not a non-negative integer"))
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::client::{encode_query, ids_of, Consume, Stats};
+use crate::client::{ids_of, Consume, Stats};
+use crate::common::fields::encode_query;
 use crate::common::raw_http::post_raw;
 use crate::common::{assert_contract_error, Cluster, ClusterOptions};
 
