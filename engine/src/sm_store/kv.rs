@@ -9,7 +9,7 @@
 //! some applied index, never half an entry.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -170,8 +170,15 @@ impl Store for SledView {
 
 /// Point-in-time reads of a store that keeps changing: while a snapshot is
 /// being built, every commit first records the value each key had when the
-/// snapshot began (its pre-image), once per key. The builder reads sled and
-/// prefers a recorded pre-image, so applies never wait for a snapshot.
+/// snapshot began (its pre-image), once per key. The builder walks sled in
+/// key order and prefers a recorded pre-image, so applies never wait for a
+/// snapshot.
+///
+/// The builder's cursor (the last key it read) is kept here too, so a
+/// pre-image recorded for a key the walk has already passed is known to be
+/// emitted (the walk saw the key before any write touched it); a pre-image
+/// of a key ahead of the cursor is emitted by the walk if the key is still
+/// there, or at the end if it was deleted. Every key is emitted once.
 #[derive(Default)]
 pub struct SnapshotOverlay {
     inner: Mutex<Overlay>,
@@ -180,8 +187,17 @@ pub struct SnapshotOverlay {
 #[derive(Default)]
 struct Overlay {
     active: bool,
-    /// Pre-images by unprefixed key: `None` means the key did not exist.
-    pre: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The last key the builder's walk read.
+    cursor: Option<Vec<u8>>,
+    /// Pre-images by unprefixed key.
+    pre: BTreeMap<Vec<u8>, PreImage>,
+}
+
+/// A key's value when the snapshot began, and whether it was emitted.
+struct PreImage {
+    /// `None`: the key did not exist.
+    old: Option<Vec<u8>>,
+    emitted: bool,
 }
 
 impl SnapshotOverlay {
@@ -191,16 +207,12 @@ impl SnapshotOverlay {
 
     /// Starts recording pre-images (the snapshot's point in time is now).
     pub fn start(&self) {
-        let mut overlay = self.lock();
-        overlay.active = true;
-        overlay.pre.clear();
+        *self.lock() = Overlay { active: true, ..Overlay::default() };
     }
 
     /// Stops recording and forgets the pre-images.
     pub fn stop(&self) {
-        let mut overlay = self.lock();
-        overlay.active = false;
-        overlay.pre = BTreeMap::new();
+        *self.lock() = Overlay::default();
     }
 
     fn before_write<'k>(&self, tree: &sled::Tree, keys: impl Iterator<Item = &'k Vec<u8>>) -> io::Result<()> {
@@ -211,7 +223,9 @@ impl SnapshotOverlay {
         for key in keys {
             if !overlay.pre.contains_key(key) {
                 let old = tree_get(tree, key).map_err(io::Error::other)?;
-                overlay.pre.insert(key.clone(), old);
+                // Passed by the walk: it read this key before any write did.
+                let emitted = overlay.cursor.as_ref().is_some_and(|cursor| cursor >= key);
+                overlay.pre.insert(key.clone(), PreImage { old, emitted });
             }
         }
         Ok(())
@@ -224,31 +238,34 @@ impl SnapshotOverlay {
         tree: &sled::Tree,
         mut emit: impl FnMut(&[u8], &[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mut seen = BTreeSet::new();
         for item in tree.scan_prefix(STATE_PREFIX) {
             let (key, value) = item.map_err(io::Error::other)?;
             let key = &key[STATE_PREFIX.len()..];
             // The sled read happened before this check: if the key has no
-            // pre-image now, it had not been written since the start when
-            // sled was read (pre-images are recorded before writes).
-            let pre = self.lock().pre.get(key).cloned();
-            match pre {
-                None => emit(key, &value)?,
-                Some(old) => {
-                    seen.insert(key.to_vec());
-                    if let Some(old) = old {
-                        emit(key, &old)?;
+            // pre-image now, no write had touched it when sled was read.
+            let chosen = {
+                let mut overlay = self.lock();
+                overlay.cursor = Some(key.to_vec());
+                match overlay.pre.get_mut(key) {
+                    None => Some(value.to_vec()),
+                    Some(pre) if pre.emitted => None,
+                    Some(pre) => {
+                        pre.emitted = true;
+                        pre.old.clone()
                     }
                 }
+            };
+            if let Some(value) = chosen {
+                emit(key, &value)?;
             }
         }
-        // Keys deleted since the start are no longer in sled.
+        // Keys deleted before the walk reached them.
         let deleted: Vec<(Vec<u8>, Vec<u8>)> = self
             .lock()
             .pre
             .iter()
-            .filter(|(key, old)| old.is_some() && !seen.contains(*key))
-            .filter_map(|(key, old)| old.clone().map(|old| (key.clone(), old)))
+            .filter(|(_, pre)| !pre.emitted)
+            .filter_map(|(key, pre)| pre.old.clone().map(|old| (key.clone(), old)))
             .collect();
         for (key, old) in deleted {
             emit(&key, &old)?;
@@ -259,3 +276,84 @@ impl SnapshotOverlay {
 
 /// Shared handle to the overlay.
 pub type SharedOverlay = Arc<SnapshotOverlay>;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).temporary(true).open().unwrap();
+        let tree = db.open_tree("state").unwrap();
+        (dir, tree)
+    }
+
+    fn commit(tree: &sled::Tree, overlay: &SnapshotOverlay, writes: &[(u32, Option<u32>)]) {
+        let mut batch = BatchStore::new(tree);
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put(&key.to_be_bytes(), v.to_be_bytes().to_vec()),
+                None => batch.delete(&key.to_be_bytes()),
+            }
+        }
+        batch.commit(None, None, overlay).unwrap();
+    }
+
+    fn read(tree: &sled::Tree, overlay: &SnapshotOverlay) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let mut seen = BTreeMap::new();
+        overlay
+            .read_point_in_time(tree, |k, v| {
+                assert!(seen.insert(k.to_vec(), v.to_vec()).is_none(), "a key was emitted twice");
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_batch_reads_its_own_writes_and_deletes() {
+        let (_dir, tree) = tree();
+        let overlay = SnapshotOverlay::default();
+        commit(&tree, &overlay, &[(1, Some(10)), (2, Some(20)), (3, Some(30))]);
+        let mut batch = BatchStore::new(&tree);
+        batch.delete(&2u32.to_be_bytes());
+        batch.put(&4u32.to_be_bytes(), vec![4]);
+        assert_eq!(batch.get(&2u32.to_be_bytes()), None);
+        let keys: Vec<Vec<u8>> = batch.scan(&[0], &[0xff], 10).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [1u32, 3, 4].map(|k| k.to_be_bytes().to_vec()));
+        // A deleted row does not use up the limit.
+        assert_eq!(batch.scan(&[0], &[0xff], 2).len(), 2);
+    }
+
+    #[test]
+    fn writes_after_the_snapshot_point_do_not_leak_into_it() {
+        let (_dir, tree) = tree();
+        let overlay = SnapshotOverlay::default();
+        let initial: Vec<(u32, Option<u32>)> = (0..2000).map(|k| (k, Some(k))).collect();
+        commit(&tree, &overlay, &initial);
+        for round in 0..5u32 {
+            // Outside a snapshot, the reader sees the live store.
+            let expected = read(&tree, &overlay);
+            overlay.start();
+            let during = std::thread::scope(|scope| {
+                // Writers change, delete and insert keys while the walk runs.
+                scope.spawn(|| {
+                    for batch in 0..50u32 {
+                        let writes: Vec<(u32, Option<u32>)> = (0..40)
+                            .map(|i| {
+                                let key = (round * 31 + batch * 97 + i * 53) % 2500;
+                                (key, if i % 3 == 0 { None } else { Some(round * 100_000 + batch) })
+                            })
+                            .collect();
+                        commit(&tree, &overlay, &writes);
+                    }
+                });
+                read(&tree, &overlay)
+            });
+            overlay.stop();
+            assert_eq!(during, expected, "round {round}: the snapshot saw writes made after its point in time");
+        }
+    }
+}
