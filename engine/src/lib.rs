@@ -24,6 +24,7 @@
 //! Every RPC path and the on-disk layout carry a Raft group id
 //! ([`types::GroupId`]); today there is one group, `0`.
 
+#![warn(missing_docs)]
 // openraft's StorageError (224 bytes) and ConfigError are large by design, and
 // the storage traits make us return them; boxing at every call would only add
 // allocations on the log's read path.

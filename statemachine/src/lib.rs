@@ -26,6 +26,8 @@
 //! The cache directory joins as a further module with the same shape: a
 //! `Command` variant, an `apply` arm, its records.
 
+#![warn(missing_docs)]
+
 pub mod append;
 pub mod command;
 pub mod event;
