@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dsync_engine::{node_name, Node};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 
 use crate::api::{self, AppState};
 use crate::config::ServeArgs;
@@ -24,7 +25,8 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(node = %args.node_id, data_dir = %config.data_dir.display(), peers = ?config.peers, "starting");
     let node = Node::start(config).await?;
     let metrics = Arc::new(Metrics::new()?);
-    tokio::spawn(watch_leader(node.clone(), metrics.clone()));
+    let (leader_changes, _) = tokio::sync::broadcast::channel(64);
+    tokio::spawn(watch_leader(node.clone(), metrics.clone(), leader_changes.clone()));
     tokio::spawn(count_events(node.clone(), metrics.clone()));
 
     let state = AppState {
@@ -32,6 +34,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         max_value_bytes: args.max_value_bytes,
         max_deliveries: args.max_deliveries,
+        leader_changes,
     };
     let app = api::router(state, args.enable_metrics);
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
@@ -51,8 +54,9 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Logs and counts every change of leader this node observes.
-async fn watch_leader(node: Arc<Node>, metrics: Arc<Metrics>) {
+/// Logs, counts and publishes (`leader.changed`) every change of leader
+/// this node observes.
+async fn watch_leader(node: Arc<Node>, metrics: Arc<Metrics>, events: broadcast::Sender<serde_json::Value>) {
     let mut updates = node.metrics();
     let mut last = updates.borrow().current_leader;
     while updates.changed().await.is_ok() {
@@ -64,6 +68,8 @@ async fn watch_leader(node: Arc<Node>, metrics: Arc<Metrics>) {
             if let Some(id) = leader {
                 metrics.leader_changed();
                 tracing::info!(leader = %node_name(id), term, "leader changed");
+                let event = serde_json::json!({"type": "leader.changed", "leader": node_name(id), "term": term});
+                let _ = events.send(event);
             }
             last = leader;
         }

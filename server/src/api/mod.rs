@@ -4,6 +4,7 @@
 
 mod cluster;
 pub mod error;
+mod events;
 mod extract;
 mod locks;
 mod metrics;
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Deliveries after which a message produced through this node is
     /// dead-lettered.
     pub max_deliveries: u32,
+    /// `leader.changed` events this node observes, for `/events`.
+    pub leader_changes: tokio::sync::broadcast::Sender<serde_json::Value>,
 }
 
 /// Room for the fields around a maximal value in a request body.
@@ -60,7 +63,8 @@ pub fn router(state: AppState, enable_metrics: bool) -> Router {
         .route("/queue/consume", post(queue::consume))
         .route("/queue/ack", post(queue::ack))
         .route("/queue/nack", post(queue::nack))
-        .route("/queue/stats", get(queue::stats));
+        .route("/queue/stats", get(queue::stats))
+        .route("/events", get(events::stream));
     if enable_metrics {
         public = public.route("/metrics", get(metrics::show));
     }
