@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::poll::poll_until;
 use crate::common::{eventually, Cluster, ClusterOptions, CONVERGE_TIMEOUT};
 
 /// `SNAPSHOT_ENTRIES` for this test: snapshots (and purges) come quickly.
@@ -48,14 +47,7 @@ async fn node_behind_purged_log_catches_up_by_snapshot() {
     loop {
         // The leader purges when its snapshot is built and no replication
         // stream uses the entries: give it a moment before writing more.
-        let purged = poll_until(PURGE_WAIT, async || {
-            let metrics = cluster.raft_metrics(leader).await?;
-            match metrics["purged_index"].as_u64() {
-                Some(purged) if purged > lagging_last => Ok(metrics),
-                _ => Err(format!("metrics.raft = {metrics}")),
-            }
-        })
-        .await;
+        let purged = cluster.purged_past(leader, lagging_last, PURGE_WAIT).await;
         match purged {
             Ok(metrics) => {
                 eprintln!(

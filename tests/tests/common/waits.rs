@@ -116,3 +116,20 @@ impl Cluster {
         .await
     }
 }
+
+impl Cluster {
+    /// Polls node `id`'s Raft metrics until its log is purged past `index`
+    /// (so a node behind `index` can only catch up by snapshot), for at most
+    /// `wait`; the last metrics seen on success, the last observation on
+    /// failure.
+    pub async fn purged_past(&self, id: u64, index: u64, wait: Duration) -> Result<Value, String> {
+        super::poll::poll_until(wait, async || {
+            let metrics = self.raft_metrics(id).await?;
+            match metrics["purged_index"].as_u64() {
+                Some(purged) if purged > index => Ok(metrics),
+                _ => Err(format!("metrics.raft = {metrics}")),
+            }
+        })
+        .await
+    }
+}

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::client::{Consume, Stats};
-use crate::common::poll::poll_until;
 use crate::common::{eventually, Cluster, ClusterOptions, CONVERGE_TIMEOUT};
 
 /// `SNAPSHOT_ENTRIES` for this test: snapshots (and purges) come quickly.
@@ -77,14 +76,7 @@ async fn node_behind_purged_log_catches_up_with_queue_state() {
     let leader = cluster.wait_for_leader_among(&live, None).await;
     let mut rounds = 0;
     loop {
-        let purged = poll_until(PURGE_WAIT, async || {
-            let metrics = cluster.raft_metrics(leader).await?;
-            match metrics["purged_index"].as_u64() {
-                Some(purged) if purged > lagging_last => Ok(metrics),
-                _ => Err(format!("metrics.raft = {metrics}")),
-            }
-        })
-        .await;
+        let purged = cluster.purged_past(leader, lagging_last, PURGE_WAIT).await;
         match purged {
             Ok(metrics) => {
                 eprintln!("t50: node{lagging} down at index {lagging_last}; leader node{leader}: {metrics}");
