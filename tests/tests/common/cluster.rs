@@ -321,3 +321,24 @@ pub fn dsync_bin() -> PathBuf {
     );
     bin
 }
+
+/// A 3-node cluster's nodes by role, so a test can send each step to the
+/// leader and to both followers.
+#[derive(Debug, Clone, Copy)]
+pub struct Nodes {
+    /// The leader when the roles were read.
+    pub leader: u64,
+    /// One follower.
+    pub a: u64,
+    /// The other follower.
+    pub b: u64,
+}
+
+impl Cluster {
+    /// Waits for a leader and names the nodes by role.
+    pub async fn nodes_by_role(&self) -> Nodes {
+        let leader = self.wait_for_leader().await;
+        let followers = self.followers_of(leader);
+        Nodes { leader, a: followers[0], b: followers[1] }
+    }
+}

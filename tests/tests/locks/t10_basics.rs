@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::client::{answer_within, now_ms, Acquire, LockState};
+use crate::common::cluster::Nodes;
 use crate::common::{assert_contract_error, eventually, Cluster, ClusterOptions, CONVERGE_TIMEOUT};
 
 /// Bound on release -> the waiter's answer: "at once" on a loaded 2-core box.
@@ -35,21 +36,10 @@ const WAIT_MS: u64 = 15_000;
 /// Slack between this machine's clock readings and the leader's stamps.
 const CLOCK_TOLERANCE_MS: u64 = 500;
 
-/// The nodes of the cluster by role.
-#[derive(Clone, Copy)]
-struct Nodes {
-    leader: u64,
-    /// Two followers.
-    a: u64,
-    b: u64,
-}
-
 #[tokio::test]
 async fn lock_basics_over_a_three_node_cluster() {
     let cluster = Cluster::start("t10_locks_basics", ClusterOptions::default()).await;
-    let leader = cluster.wait_for_leader().await;
-    let followers = cluster.followers_of(leader);
-    let n = Nodes { leader, a: followers[0], b: followers[1] };
+    let n = cluster.nodes_by_role().await;
     let before = Counters::read(&cluster).await;
 
     try_lock_conflicts_and_retry_is_idempotent(&cluster, n).await;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::client::{ids_of, Consume, Delivery, Stats};
+use crate::common::cluster::Nodes;
 use crate::common::{assert_contract_error, eventually, Cluster, ClusterOptions};
 
 /// Lease used where the test must not see a message come back.
@@ -37,21 +38,10 @@ const EMPTY_WAIT_MS: u64 = 400;
 /// server-side wait.
 const CLOCK_SLACK: Duration = Duration::from_millis(20);
 
-/// The nodes of the cluster by role.
-#[derive(Clone, Copy)]
-struct Nodes {
-    leader: u64,
-    /// Two followers.
-    a: u64,
-    b: u64,
-}
-
 #[tokio::test]
 async fn queue_basics_over_a_three_node_cluster() {
     let cluster = Cluster::start("t10_queues_basics", ClusterOptions::default()).await;
-    let leader = cluster.wait_for_leader().await;
-    let followers = cluster.followers_of(leader);
-    let n = Nodes { leader, a: followers[0], b: followers[1] };
+    let n = cluster.nodes_by_role().await;
 
     let orders = produce_consume_ack_in_fifo_order(&cluster, n).await;
     let keyed = keyed_messages_keep_their_order_and_key(&cluster, n).await;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::client::{consume_until_some, Consume, Delivery};
+use crate::common::cluster::Nodes;
 use crate::common::{eventually, Cluster, ClusterOptions};
 
 /// `MAX_DELIVERIES` of this cluster.
@@ -47,21 +48,11 @@ const LONG_POLL_IDLE: Duration = Duration::from_millis(500);
 /// Slack for the granularity of the leader's millisecond clock.
 const CLOCK_SLACK: Duration = Duration::from_millis(20);
 
-/// The nodes of the cluster by role.
-#[derive(Clone, Copy)]
-struct Nodes {
-    leader: u64,
-    a: u64,
-    b: u64,
-}
-
 #[tokio::test]
 async fn leases_dead_letters_nacks_and_long_polls() {
     let options = ClusterOptions::default().env("MAX_DELIVERIES", MAX_DELIVERIES);
     let cluster = Cluster::start("t20_queues_redelivery", options).await;
-    let leader = cluster.wait_for_leader().await;
-    let followers = cluster.followers_of(leader);
-    let n = Nodes { leader, a: followers[0], b: followers[1] };
+    let n = cluster.nodes_by_role().await;
 
     unacked_message_returns_after_its_lease(&cluster, n).await;
     late_ack_after_the_lease_still_removes(&cluster, n).await;
