@@ -46,4 +46,5 @@ pub mod types;
 pub use config::EngineConfig;
 pub use error::EngineError;
 pub use node::{ClusterView, Consistency, MemberView, Node, Role, Status};
+pub use sm_store::ApplyObserver;
 pub use types::{node_id_from_name, node_name, GroupId, NodeId, TypeConfig};

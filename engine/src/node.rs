@@ -25,7 +25,7 @@ use crate::error::EngineError;
 use crate::forward::{ForwardRequest, ForwardResponse};
 use crate::log_store::{LogReader, LogStore};
 use crate::network::{self, NetworkFactory, TransportError};
-use crate::sm_store::{EventRecord, StateMachineStore, StateReaders, EVENT_BUFFER};
+use crate::sm_store::{ApplyObserver, EventRecord, StateMachineStore, StateReaders, EVENT_BUFFER};
 use crate::types::{node_name, GroupId, LogId, NodeId, Raft};
 
 /// How fresh a read must be.
@@ -123,13 +123,14 @@ const TICK_POLL: Duration = Duration::from_millis(50);
 
 impl Node {
     /// Opens storage, starts Raft and, on a pristine node listed in `peers`,
-    /// bootstraps the cluster with those peers.
-    pub async fn start(config: EngineConfig) -> io::Result<Arc<Node>> {
+    /// bootstraps the cluster with those peers. `observer` hears of every
+    /// entry this node applies, as it applies it.
+    pub async fn start(config: EngineConfig, observer: Option<Arc<dyn ApplyObserver>>) -> io::Result<Arc<Node>> {
         let dir = config.group_dir();
         let log_store = LogStore::open(&dir)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (log, commit_index) = (log_store.reader(), log_store.commit_index());
-        let sm_store = StateMachineStore::open(&dir, &log, config.sled_cache_bytes, events.clone())?;
+        let sm_store = StateMachineStore::open(&dir, &log, config.sled_cache_bytes, events.clone(), observer)?;
         let state = sm_store.readers();
         let raft_config = Arc::new(config.raft_config().map_err(io::Error::other)?);
         let network = NetworkFactory::new(config.group, config.node_id);
@@ -272,6 +273,12 @@ impl Node {
             .await
             .map(|_| ())
             .map_err(|e| EngineError::unavailable(format!("not caught up for a linearizable read: {e}"), self.leader()))
+    }
+
+    /// Waits up to `timeout` until this node has applied the entry at `index`
+    /// (and so every [`ApplyObserver`] effect of it); false on timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "applied").await.is_ok()
     }
 
     /// Adds node `id` at `addr`: learner first, voter once caught up.

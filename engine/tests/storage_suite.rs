@@ -25,8 +25,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for OnDisk {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
         let log = LogStore::open(dir.path()).map_err(|e| StorageIOError::write(&e))?;
-        let sm = StateMachineStore::open(dir.path(), &log.reader(), 8 << 20, tokio::sync::broadcast::channel(16).0)
-            .map_err(|e| StorageIOError::write(&e))?;
+        let sm =
+            StateMachineStore::open(dir.path(), &log.reader(), 8 << 20, tokio::sync::broadcast::channel(16).0, None)
+                .map_err(|e| StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
 }

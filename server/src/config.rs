@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::num::NonZeroUsize;
+
 use clap::Args;
 use dsync_engine::{node_id_from_name, EngineConfig, NodeId};
+
+use crate::cache::CacheSettings;
 
 /// Settings of one node.
 #[derive(Debug, Clone, Args)]
@@ -60,6 +64,16 @@ pub struct ServeArgs {
     /// Milliseconds a write may wait for a leader and a quorum.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// `redis://host:6379/0`: the cache's backing memory and event pub/sub.
+    /// Unset: the cluster's replicated store is the backing memory.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Cache lines per node.
+    #[arg(long, env = "CACHE_CAPACITY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_capacity: u64,
+    /// Milliseconds between the leader's write-backs of dirty cache lines.
+    #[arg(long, env = "CACHE_FLUSH_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_flush_ms: u64,
 }
 
 /// A setting that cannot be used.
@@ -98,6 +112,26 @@ impl ServeArgs {
         config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         config.sled_cache_bytes = self.store_cache_mb << 20;
         Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// The cache settings. The read lease is the election timeout's lower
+    /// bound less one heartbeat: shorter than any election, renewed every
+    /// heartbeat.
+    pub fn cache_settings(&self, engine: &EngineConfig) -> Result<CacheSettings, ConfigError> {
+        let capacity = usize::try_from(self.cache_capacity)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| ConfigError(format!("CACHE_CAPACITY {} is out of range", self.cache_capacity)))?;
+        let lease = (engine.election_timeout / 2).saturating_sub(engine.heartbeat);
+        Ok(CacheSettings {
+            capacity,
+            lease,
+            renew_every: engine.heartbeat,
+            flush_every: Duration::from_millis(self.cache_flush_ms),
+            redis_url: self.redis_url.clone().filter(|url| !url.trim().is_empty()),
+        })
     }
 }
 

@@ -1,20 +1,10 @@
 //! `dsync`: a distributed synchronization service (locks, queues, a coherent
 //! cache) kept consistent by Raft. One binary: `dsync serve` runs a node,
-//! `dsync cluster` runs a local three-node cluster.
-//!
-//! Modules: [`config`] (settings), [`serve`] (one node), [`api`] (HTTP
-//! routes), [`metrics`], [`logging`], [`local_cluster`] (`dsync cluster`),
-//! [`bench`] (`dsync bench`).
-
-mod api;
-mod bench;
-mod config;
-mod local_cluster;
-mod logging;
-mod metrics;
-mod serve;
+//! `dsync cluster` runs a local three-node cluster, `dsync bench` loads one.
+//! Everything lives in the `dsync_server` library; this is its command line.
 
 use clap::{Parser, Subcommand};
+use dsync_server::{bench, config, local_cluster, serve};
 
 /// jemalloc instead of glibc malloc: under sustained large-batch traffic
 /// glibc's per-thread arenas kept growing (a node reached 1.6 GB RSS after

@@ -21,6 +21,8 @@ use prometheus::{
 };
 use serde_json::{json, Map, Value};
 
+use crate::cache::stats::CacheMetrics;
+
 /// Every metric family of dsync (names get the `dsync_` prefix).
 ///
 /// Two kinds of counters: those counted from applied events (lock grants,
@@ -48,15 +50,17 @@ pub struct Metrics {
     locks_held: IntGauge,
     queue_produce_latency: Histogram,
     queue_consume_latency: Histogram,
+    /// This node's cache counters (also shown by `/cache/state`).
+    pub cache: CacheMetrics,
 }
 
 /// Latency buckets from 0.5 ms to ~16 s, doubling.
-fn latency_buckets() -> prometheus::Result<Vec<f64>> {
+pub fn latency_buckets() -> prometheus::Result<Vec<f64>> {
     prometheus::exponential_buckets(0.0005, 2.0, 16)
 }
 
 /// Registers `collector` in `registry` and hands it back.
-fn registered<C: prometheus::core::Collector + Clone + 'static>(
+pub fn registered<C: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
     collector: C,
 ) -> prometheus::Result<C> {
@@ -135,6 +139,7 @@ impl Metrics {
                     .buckets(latency_buckets()?),
                 )?,
             )?,
+            cache: CacheMetrics::register(r)?,
             registry,
         })
     }
@@ -184,6 +189,7 @@ impl Metrics {
         gauge(&self.raft_last_log_index, status.last_log_index);
         gauge(&self.raft_snapshot_index, status.snapshot_index.unwrap_or(0));
         self.raft_is_leader.set(i64::from(status.role == Role::Leader));
+        self.cache.refresh_hit_ratio();
         gauge(&self.locks_held, node.read_state(|s, _| s.locks.hold_count()) as u64);
         self.raft_replication_lag.reset();
         let metrics = node.metrics().borrow().clone();

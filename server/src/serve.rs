@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 use crate::api::{self, AppState};
+use crate::cache::Cache;
 use crate::config::ServeArgs;
 use crate::logging;
 use crate::metrics::Metrics;
@@ -23,8 +24,11 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.listen_addr, args.http_port))?;
     tracing::info!(node = %args.node_id, data_dir = %config.data_dir.display(), peers = ?config.peers, "starting");
-    let node = Node::start(config).await?;
+    let cache_settings = args.cache_settings(&config)?;
     let metrics = Arc::new(Metrics::new()?);
+    let prepared = Cache::prepare(config.node_id, cache_settings, metrics.clone())?;
+    let node = Node::start(config, Some(prepared.lines.clone())).await?;
+    let cache = Cache::start(node.clone(), prepared, metrics.clone());
     let (leader_changes, _) = tokio::sync::broadcast::channel(64);
     tokio::spawn(watch_leader(node.clone(), metrics.clone(), leader_changes.clone()));
     tokio::spawn(count_events(node.clone(), metrics.clone()));
@@ -35,6 +39,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         max_value_bytes: args.max_value_bytes,
         max_deliveries: args.max_deliveries,
         leader_changes,
+        cache,
     };
     let app = api::router(state, args.enable_metrics);
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheOutcome;
 use crate::lock::{AcquireOutcome, AcquireRequest};
 use crate::queue::{Delivery, NewMessage};
 
@@ -18,6 +19,10 @@ pub struct Request {
 }
 
 /// Everything the replicated state can be asked to do.
+///
+/// Log entries are stored with bincode, which encodes a variant by its
+/// position: new variants go last, so entries already on disk keep their
+/// meaning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// An opaque application entry (`POST /raft/append`). The JSON is kept as
@@ -84,6 +89,63 @@ pub enum Command {
     /// queue timer is due, so expiries happen even when no client sends
     /// anything.
     Tick,
+    /// A node writes a new value of a cache key (`POST /cache/put`): it
+    /// becomes the only holder, in M, and the value is dirty.
+    CachePut {
+        /// The writing node (Raft id).
+        node: u64,
+        /// The cache key.
+        key: String,
+        /// The value, as compact JSON text (the log's binary encoding cannot
+        /// carry self-describing values).
+        value: String,
+    },
+    /// A node read a line on a miss and caches it (E if alone, else S).
+    CacheFill {
+        /// The reading node (Raft id).
+        node: u64,
+        /// The cache key.
+        key: String,
+        /// The version it read: refused as stale if a put came in between.
+        version: u64,
+    },
+    /// A line's dirty value reached the backing memory (peer read,
+    /// eviction, invalidate, or the periodic flush).
+    CacheWriteBack {
+        /// The cache key.
+        key: String,
+        /// The version written: refused as stale if a newer put is dirty.
+        version: u64,
+        /// True when the cluster's own store is the backing memory (no
+        /// Redis): the value is then stored by this entry.
+        embedded: bool,
+    },
+    /// A node dropped its copy of a line (LRU eviction).
+    CacheEvict {
+        /// The evicting node (Raft id).
+        node: u64,
+        /// The cache key.
+        key: String,
+        /// The version of its copy: refused as stale if a put came in between.
+        version: u64,
+    },
+    /// Every node drops its copy of a key (`POST /cache/invalidate`).
+    CacheInvalidate {
+        /// The cache key.
+        key: String,
+    },
+    /// A key is gone from every cache and the backing memory
+    /// (`POST /cache/delete`).
+    CacheDelete {
+        /// The cache key.
+        key: String,
+    },
+    /// A node starts with an empty cache (after a restart) and holds
+    /// nothing: the directory forgets its copies.
+    CacheReset {
+        /// The node (Raft id).
+        node: u64,
+    },
 }
 
 impl Command {
@@ -113,6 +175,22 @@ impl Command {
             Command::QueueNack { queue, ids, delay_ms } => {
                 format!("queue.nack {queue} ids={} delay={delay_ms}ms", ids.len())
             }
+            Command::CachePut { node, key, value } => {
+                format!("cache.put {key} by {} ({} bytes)", node_name(*node), value.len())
+            }
+            Command::CacheFill { node, key, version } => {
+                format!("cache.fill {key} by {} v={version}", node_name(*node))
+            }
+            Command::CacheWriteBack { key, version, embedded } => {
+                let target = if *embedded { "embedded" } else { "external" };
+                format!("cache.write_back {key} v={version} {target}")
+            }
+            Command::CacheEvict { node, key, version } => {
+                format!("cache.evict {key} by {} v={version}", node_name(*node))
+            }
+            Command::CacheInvalidate { key } => format!("cache.invalidate {key}"),
+            Command::CacheDelete { key } => format!("cache.delete {key}"),
+            Command::CacheReset { node } => format!("cache.reset {}", node_name(*node)),
             Command::Tick => "tick".to_string(),
         };
         shorten(&text, Self::SUMMARY_CHARS_MAX)
@@ -120,6 +198,9 @@ impl Command {
 }
 
 /// The result of applying one [`Command`], returned to the proposing client.
+///
+/// Forwarded between nodes with bincode (variants by position), so new
+/// variants go last, as in [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// The entry was applied; carries how many application entries exist now.
@@ -163,6 +244,13 @@ pub enum Response {
     QueueNotFound,
     /// Entries without a result (ticks, blank and membership entries).
     Empty,
+    /// The outcome of a cache command ([`Command::CachePut`] and the rest).
+    Cache(CacheOutcome),
+}
+
+/// How summaries name a node: as the API does (`node1`).
+fn node_name(node: u64) -> String {
+    format!("node{node}")
 }
 
 /// Cuts `text` to at most `chars_max` characters, marking the cut with `…`.
@@ -200,6 +288,23 @@ mod tests {
             Command::QueueNack { queue: "q".into(), ids, delay_ms: 5 }.summary(),
             "queue.nack q ids=2 delay=5ms"
         );
+    }
+
+    #[test]
+    fn cache_summaries_name_nodes_and_size_values() {
+        let put = Command::CachePut { node: 1, key: "k".into(), value: "{\"a\":1}".into() };
+        assert_eq!(put.summary(), "cache.put k by node1 (7 bytes)");
+        assert_eq!(Command::CacheFill { node: 2, key: "k".into(), version: 3 }.summary(), "cache.fill k by node2 v=3");
+        let write_back = |embedded| Command::CacheWriteBack { key: "k".into(), version: 3, embedded }.summary();
+        assert_eq!(write_back(true), "cache.write_back k v=3 embedded");
+        assert_eq!(write_back(false), "cache.write_back k v=3 external");
+        assert_eq!(
+            Command::CacheEvict { node: 2, key: "k".into(), version: 3 }.summary(),
+            "cache.evict k by node2 v=3"
+        );
+        assert_eq!(Command::CacheInvalidate { key: "k".into() }.summary(), "cache.invalidate k");
+        assert_eq!(Command::CacheDelete { key: "k".into() }.summary(), "cache.delete k");
+        assert_eq!(Command::CacheReset { node: 3 }.summary(), "cache.reset node3");
     }
 
     #[test]

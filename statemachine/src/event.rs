@@ -2,10 +2,12 @@
 //!
 //! Every replica emits the same events for the same entry. The engine
 //! broadcasts them to waiting HTTP handlers (a blocked lock acquire learns it
-//! was granted) and, later, to `/events` subscribers and Redis pub/sub.
+//! was granted, a node learns its cached copy is invalid) and to `/events`
+//! subscribers and Redis pub/sub.
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::InvalidationReason;
 use crate::lock::LockMode;
 
 /// Something that happened when an entry was applied.
@@ -91,5 +93,30 @@ pub enum Event {
         id: String,
         /// The queue it entered, `<queue>.dlq`.
         dead_letter_queue: String,
+    },
+    /// Copies of `key`'s line were dropped (or a put made a new version):
+    /// each node in `nodes` must forget its copy, and apps' near-caches
+    /// subscribe to learn of new values. Emitted by every put (even with no
+    /// one to drop), invalidate and delete.
+    #[serde(rename = "cache.invalidated")]
+    CacheInvalidated {
+        /// The cache key.
+        key: String,
+        /// The key's version: the new one (put), the current one
+        /// (invalidate), the deleted one (delete).
+        version: u64,
+        /// The nodes that lost their copy, sorted.
+        nodes: Vec<u64>,
+        /// What dropped them.
+        reason: InvalidationReason,
+    },
+    /// `key`'s dirty value of `version` reached the backing memory: the line
+    /// is clean, and an M holder is now E.
+    #[serde(rename = "cache.written_back")]
+    CacheWrittenBack {
+        /// The cache key.
+        key: String,
+        /// The version written back.
+        version: u64,
     },
 }

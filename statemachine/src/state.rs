@@ -1,13 +1,15 @@
 //! The replicated state and its single entry point, [`State::apply`].
 //!
 //! State lives in two places. [`State`] itself (the clock, application
-//! entries, locks) is in memory and travels whole in snapshots
-//! ([`State::to_snapshot`]). Queue data lives only in the [`Store`] passed
-//! to [`State::apply`], which the engine persists and snapshots itself.
+//! entries, locks, the cache's version counter) is in memory and travels
+//! whole in snapshots ([`State::to_snapshot`]). Queue data and the cache
+//! directory live only in the [`Store`] passed to [`State::apply`], which
+//! the engine persists and snapshots itself.
 
 use serde::{Deserialize, Serialize};
 
 use crate::append::AppendLog;
+use crate::cache::{self, CacheDirectory};
 use crate::command::{Command, Request, Response};
 use crate::event::Event;
 use crate::lock::{Ctx, LockTable};
@@ -18,7 +20,7 @@ use crate::store::Store;
 const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 
 /// The in-memory part of what the cluster agrees on, rebuilt identically on
-/// every replica (queue data is in the [`Store`]).
+/// every replica (queue data and the cache directory are in the [`Store`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Latest leader time seen in any entry. Leaders' clocks differ, so the
@@ -28,6 +30,10 @@ pub struct State {
     pub appends: AppendLog,
     /// Distributed locks.
     pub locks: LockTable,
+    /// The in-memory part of the cache directory: its version counter.
+    /// Defaulted so snapshots taken before the cache existed still decode.
+    #[serde(default)]
+    pub cache: CacheDirectory,
 }
 
 /// What applying one entry produced: the answer for the proposing client
@@ -53,12 +59,12 @@ pub enum SnapshotError {
 
 impl State {
     /// Applies the committed entry at log `index`. Deterministic: the result
-    /// depends only on `self`, the queue records in `store`, `index` and
-    /// `request`. Every entry first lets time pass (expiring lock leases and
+    /// depends only on `self`, the queue and cache records in `store`,
+    /// `index` and `request`. Every entry first lets time pass (expiring lock leases and
     /// waits, then queue timers, at most [`queue::EXPIRED_PER_ENTRY_MAX`]),
     /// then runs its command.
     ///
-    /// Queue data is read from and written to `store` only. Any store
+    /// Queue and cache data are read from and written to `store` only. Any store
     /// content is tolerated (a missing or undecodable record is absent), so
     /// replaying entries against a store that discards writes and reads as
     /// empty rebuilds the in-memory state exactly.
@@ -93,6 +99,17 @@ impl State {
                     None => Response::QueueNotFound,
                 }
             }
+            Command::CachePut { node, key, value } => {
+                Response::Cache(cache::put(&mut self.cache, store, *node, key, value, &mut events))
+            }
+            Command::CacheFill { node, key, version } => Response::Cache(cache::fill(store, *node, key, *version)),
+            Command::CacheWriteBack { key, version, embedded } => {
+                Response::Cache(cache::write_back(store, key, *version, *embedded, &mut events))
+            }
+            Command::CacheEvict { node, key, version } => Response::Cache(cache::evict(store, *node, key, *version)),
+            Command::CacheInvalidate { key } => Response::Cache(cache::invalidate(store, key, &mut events)),
+            Command::CacheDelete { key } => Response::Cache(cache::delete(store, key, &mut events)),
+            Command::CacheReset { node } => Response::Cache(cache::reset(store, *node)),
             Command::Tick => Response::Empty,
         };
         Output { response, events }
@@ -153,6 +170,15 @@ mod tests {
         state.apply(&mut store, 1, &append(1_000));
         state.apply(&mut store, 2, &append(900)); // a new leader with a slower clock
         assert_eq!(state.now_ms, 1_000);
+    }
+
+    #[test]
+    fn snapshots_from_before_the_cache_still_decode() {
+        let state = State { now_ms: 5, ..State::default() };
+        let mut json: serde_json::Value = serde_json::from_slice(&state.to_snapshot()[1..]).unwrap();
+        json.as_object_mut().unwrap().remove("cache").expect("the cache is snapshotted");
+        let old = [&[SNAPSHOT_FORMAT_VERSION][..], &serde_json::to_vec(&json).unwrap()].concat();
+        assert_eq!(State::from_snapshot(&old).unwrap(), state);
     }
 
     #[test]

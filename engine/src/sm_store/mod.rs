@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use dsync_statemachine::store::DiscardStore;
-use dsync_statemachine::{Event, Response, State};
+use dsync_statemachine::{Event, Request, Response, State};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{BasicNode, EntryPayload, MessageSummary, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use tokio::sync::broadcast;
@@ -75,6 +75,23 @@ pub struct EventRecord {
     pub events: Vec<Event>,
 }
 
+/// Told of every entry as it is applied, synchronously, before openraft
+/// learns the entry is applied.
+///
+/// This is for node-local state that must move in lockstep with the applied
+/// index: once a node reports index `i` applied, what `i` did to it is
+/// already done (the cache drops a line invalidated at `i` before anyone
+/// can observe `applied >= i`). The event bus cannot promise that: its
+/// subscribers run later. Implementations must be quick and must not call
+/// back into the node (the applied state is locked while they run).
+pub trait ApplyObserver: Send + Sync {
+    /// The entry at `index` carrying `request` was applied and answered `response`.
+    fn applied(&self, index: u64, request: &Request, response: &Response);
+    /// The applied state was replaced wholesale (a snapshot was installed):
+    /// anything derived from earlier entries may be stale.
+    fn state_replaced(&self);
+}
+
 /// Entries' event batches buffered per subscriber before it counts as
 /// lagging. A lagging subscriber loses events and must fall back to reading
 /// the state. The channel keeps this many batches alive even when every
@@ -96,6 +113,9 @@ pub struct StateMachineStore {
     receiving: Option<PathBuf>,
     /// Every event of every applied entry, in log order, for subscribers.
     events: broadcast::Sender<EventRecord>,
+    /// Told of each applied entry (not of entries replayed on startup: what
+    /// they did to node-local state was lost with the process).
+    observer: Option<Arc<dyn ApplyObserver>>,
 }
 
 /// Handles to the state that readers outside Raft use.
@@ -111,12 +131,13 @@ impl StateMachineStore {
     /// Opens the state under `dir` (sled in `dir/sm`, snapshots in
     /// `dir/snapshots`), rebuilding it as the module docs describe. `log`
     /// supplies the entries to replay; sled keeps at most `cache_bytes` of
-    /// the store in memory.
+    /// the store in memory; `observer` hears of every entry applied from now on.
     pub fn open(
         dir: &Path,
         log: &LogReader,
         cache_bytes: u64,
         events: broadcast::Sender<EventRecord>,
+        observer: Option<Arc<dyn ApplyObserver>>,
     ) -> io::Result<StateMachineStore> {
         let db =
             sled::Config::new().path(dir.join("sm")).cache_capacity(cache_bytes).open().map_err(io::Error::other)?;
@@ -144,7 +165,15 @@ impl StateMachineStore {
             None => Membership::default(),
         };
         let applied = Arc::new(RwLock::new(Applied { state, last_applied, membership }));
-        Ok(StateMachineStore { applied, tree, snapshots, overlay: SharedOverlay::default(), receiving: None, events })
+        Ok(StateMachineStore {
+            applied,
+            tree,
+            snapshots,
+            overlay: SharedOverlay::default(),
+            receiving: None,
+            events,
+            observer,
+        })
     }
 
     /// Handles for readers outside Raft.
@@ -297,6 +326,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => Response::Empty,
                     EntryPayload::Normal(request) => {
                         let output = applied.state.apply(&mut store, entry.log_id.index, &request);
+                        if let Some(observer) = &self.observer {
+                            observer.applied(entry.log_id.index, &request, &output.response);
+                        }
                         if !output.events.is_empty() {
                             emitted.push(EventRecord { index: entry.log_id.index, events: output.events });
                         }
@@ -388,6 +420,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .unwrap_or_else(|e| Err(io::Error::other(e)))
         .map_err(error)?;
         *self.write() = Applied { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        if let Some(observer) = &self.observer {
+            observer.state_replaced();
+        }
         tracing::info!(snapshot = %meta.summary(), "snapshot installed");
         Ok(())
     }

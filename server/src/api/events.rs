@@ -13,7 +13,9 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use dsync_engine::node_name;
 use dsync_engine::sm_store::EventRecord;
+use dsync_statemachine::Event;
 use futures_util::stream::{self, Stream};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -41,11 +43,7 @@ pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
             }
             tokio::select! {
                 received = sub.entries.recv() => match received {
-                    Ok(record) => sub.pending.extend(record.events.iter().map(|event| {
-                        let mut value = json!(event);
-                        value["index"] = json!(record.index);
-                        value
-                    })),
+                    Ok(record) => sub.pending.extend(record.events.iter().map(|event| event_json(event, record.index))),
                     Err(RecvError::Lagged(missed)) => {
                         sub.pending.push_back(json!({"type": "events.lagged", "missed_entries": missed}));
                     }
@@ -60,6 +58,18 @@ pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
         }
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// A committed event as clients see it (here and on Redis): its JSON plus
+/// the `index` of the entry that produced it. Nodes are named as everywhere
+/// else in the API (`node2`), not by their numeric Raft ids.
+pub fn event_json(event: &Event, index: u64) -> Value {
+    let mut value = json!(event);
+    if let Event::CacheInvalidated { nodes, .. } = event {
+        value["nodes"] = json!(nodes.iter().map(|&n| node_name(n)).collect::<Vec<_>>());
+    }
+    value["index"] = json!(index);
+    value
 }
 
 fn sse_event(event: &Value) -> SseEvent {

@@ -2,9 +2,10 @@
 //! section, all handlers thin: parse and validate, call the engine, shape the
 //! JSON answer.
 
+mod cache;
 mod cluster;
 pub mod error;
-mod events;
+pub mod events;
 mod extract;
 mod locks;
 mod metrics;
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use dsync_engine::Node;
 
+use crate::cache::Cache;
 use crate::metrics::{track_http, Metrics};
 use error::ApiError;
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub max_deliveries: u32,
     /// `leader.changed` events this node observes, for `/events`.
     pub leader_changes: tokio::sync::broadcast::Sender<serde_json::Value>,
+    /// This node's side of the coherent cache.
+    pub cache: Arc<Cache>,
 }
 
 /// Room for the fields around a maximal value in a request body.
@@ -64,6 +68,13 @@ pub fn router(state: AppState, enable_metrics: bool) -> Router {
         .route("/queue/ack", post(queue::ack))
         .route("/queue/nack", post(queue::nack))
         .route("/queue/stats", get(queue::stats))
+        .route("/cache/get", get(cache::get))
+        .route("/cache/put", post(cache::put))
+        .route("/cache/invalidate", post(cache::invalidate))
+        .route("/cache/delete", post(cache::delete))
+        .route("/cache/fetch", get(cache::fetch))
+        .route("/cache/state", get(cache::show))
+        .route("/internal/cache/applied", get(cache::applied))
         .route("/events", get(events::stream));
     if enable_metrics {
         public = public.route("/metrics", get(metrics::show));

@@ -1,11 +1,13 @@
 //! Store keys of the queue tables (layout in the module doc of `queue`).
 //!
-//! A name is escaped (`0x00` becomes `0x00 0xFF`) and terminated by
-//! `0x00 0x01`. The terminator is smaller than any escaped or plain byte
-//! that could follow it, so encoded names sort exactly as the names do, and
-//! no encoded name is a prefix of another: a per-queue prefix scan never
-//! reaches a neighbour (say `a` and `a/b`, or `a` and `a\0`). Integers are
-//! big-endian. Decoders return `None` for anything they did not encode.
+//! Queue names are escaped and terminated as `crate::codec` does for every
+//! name in a key: encoded names sort as the names do and none is a prefix
+//! of another, so a per-queue prefix scan never reaches a neighbour.
+//! Integers are big-endian. Decoders return `None` for anything they did
+//! not encode.
+
+pub(super) use crate::codec::prefix_end;
+use crate::codec::{push_name, take_name};
 
 /// First byte of every queue key: the queue keyspace of the shared store.
 const SPACE: u8 = b'q';
@@ -160,51 +162,6 @@ pub(super) fn timer_deadline(key: &[u8]) -> Option<u64> {
 /// The range of the whole queue keyspace (for the invariant check).
 pub(super) fn space_range() -> (Vec<u8>, Vec<u8>) {
     (vec![SPACE], vec![SPACE + 1])
-}
-
-/// The first key after every key that starts with `prefix` (which here
-/// always ends with a name terminator, so never with `0xFF`).
-pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Only reachable for an all-0xFF prefix: no key is greater.
-    vec![u8::MAX; prefix.len() + 1]
-}
-
-/// Appends the escaped, terminated `name`.
-fn push_name(key: &mut Vec<u8>, name: &str) {
-    for byte in name.bytes() {
-        key.push(byte);
-        if byte == 0 {
-            key.push(0xFF);
-        }
-    }
-    key.extend_from_slice(&[0x00, 0x01]);
-}
-
-/// Splits an escaped, terminated name off the front of `bytes`.
-fn take_name(bytes: &[u8]) -> Option<(String, &[u8])> {
-    let mut name = Vec::new();
-    let mut rest = bytes;
-    loop {
-        match rest {
-            [0x00, 0x01, tail @ ..] => return Some((String::from_utf8(name).ok()?, tail)),
-            [0x00, 0xFF, tail @ ..] => {
-                name.push(0);
-                rest = tail;
-            }
-            [0x00, ..] | [] => return None,
-            [byte, tail @ ..] => {
-                name.push(*byte);
-                rest = tail;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!   (`0` | `1` str), body str; a str is a u32 length then UTF-8 bytes.
 
 use super::{MessageState, QueueStats};
+use crate::codec::{push_str, Reader};
 
 /// Format version of every record written by this build.
 const FORMAT_VERSION: u8 = 1;
@@ -111,7 +112,7 @@ impl Meta {
 
     /// Decodes a record made by [`Meta::encode`].
     pub(super) fn decode(bytes: &[u8]) -> Option<Meta> {
-        let mut reader = Reader::new(bytes)?;
+        let mut reader = Reader::new(bytes, FORMAT_VERSION)?;
         let mut fields = [0u64; 9];
         for field in &mut fields {
             *field = reader.u64()?;
@@ -174,7 +175,7 @@ impl Message {
 
     /// Decodes a record made by [`Message::encode`].
     pub(super) fn decode(bytes: &[u8]) -> Option<Message> {
-        let mut reader = Reader::new(bytes)?;
+        let mut reader = Reader::new(bytes, FORMAT_VERSION)?;
         let seq = reader.u64()?;
         let delivery_count = reader.u32()?;
         let max_deliveries = reader.u32()?;
@@ -195,60 +196,6 @@ impl Message {
         let body = reader.str()?;
         reader.finish()?;
         Some(Message { seq, delivery_count, max_deliveries, state, key, body })
-    }
-}
-
-/// Appends a length-prefixed string. Longer than 4 GiB cannot happen (the
-/// server bounds bodies and names far below); it would be cut, not panic.
-fn push_str(bytes: &mut Vec<u8>, text: &str) {
-    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-    bytes.extend_from_slice(&len.to_be_bytes());
-    bytes.extend_from_slice(&text.as_bytes()[..len as usize]);
-}
-
-/// Checked reads over a record: every read is `None` past the end.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// A reader after the version byte; `None` for another version.
-    fn new(bytes: &'a [u8]) -> Option<Reader<'a>> {
-        match bytes.split_first() {
-            Some((&FORMAT_VERSION, rest)) => Some(Reader { rest }),
-            _ => None,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn str(&mut self) -> Option<String> {
-        let len = usize::try_from(self.u32()?).ok()?;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
-
-    /// `Some` if every byte was read.
-    fn finish(self) -> Option<()> {
-        self.rest.is_empty().then_some(())
     }
 }
 
