@@ -10,7 +10,9 @@
 //!   again; on a miss it reads the value from the M holder (`/cache/fetch`,
 //!   which writes back first), from the directory's dirty copy, from an E/S
 //!   holder or from the [`backing::Backing`] memory, then commits a fill
-//!   naming that value's version (refused if a put overtook it, and retried).
+//!   naming that value's version so this node keeps the line (if a put
+//!   overtook the fill, the directory refuses it and the value, still newer
+//!   than anything that returned before the get began, is served uncached).
 //! - put: a committed entry carrying the value (durable before it returns);
 //!   it then waits until every node that held a copy has applied the entry,
 //!   or until that node's lease has surely run out.
@@ -46,8 +48,6 @@ use backing::{Backing, BackingError};
 use lease::ReadLease;
 use local::{Evicted, LocalLines};
 
-/// Fills retried when puts keep overtaking them.
-const FILL_ATTEMPTS: usize = 5;
 /// How long a peer read may take before the next source is tried.
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -189,42 +189,37 @@ impl Cache {
             return Ok(hit);
         }
         self.stats().misses.inc();
-        for _ in 0..FILL_ATTEMPTS {
-            let Some(line) = self.node.read_state(|_, store| directory::line(store, key)) else {
-                return Err(ApiError::not_found(format!("no cache key {key:?}")));
-            };
-            let value = self.source(key, &line).await?;
-            self.lines.park(key, line.version, value.clone());
-            let written = self
-                .node
-                .write(Command::CacheFill { node: self.me(), key: key.to_string(), version: line.version })
-                .await;
-            let result = match written {
-                Ok((log_id, Response::Cache(outcome))) => {
-                    // The line is installed when this node applies the fill.
-                    self.node.wait_applied(log_id.index, self.node.request_timeout()).await;
-                    Ok((log_id.index, outcome))
-                }
-                Ok((_, other)) => Err(ApiError::internal(format!("cache fill answered {other:?}"))),
-                Err(e) => Err(e.into()),
-            };
-            self.lines.unpark(key, line.version);
-            match result? {
-                (_, CacheOutcome::Applied(applied)) => {
-                    let state = applied.holders.iter().find(|h| h.node == self.me()).map(|h| h.state);
-                    return Ok(GetReply { value, version: applied.version, state, hit: false });
-                }
-                (_, CacheOutcome::NotFound) => return Err(ApiError::not_found(format!("no cache key {key:?}"))),
-                // A put overtook the fill: this node has applied it now, so
-                // the directory read above will see the new version.
-                (_, CacheOutcome::Stale { .. }) => continue,
-                (_, other) => return Err(ApiError::internal(format!("cache fill answered {other:?}"))),
+        // After the barrier this node has applied every put that returned
+        // before the get began, so the directory's version is new enough:
+        // its value is the answer whether or not the fill below commits.
+        let Some(line) = self.node.read_state(|_, store| directory::line(store, key)) else {
+            return Err(ApiError::not_found(format!("no cache key {key:?}")));
+        };
+        let value = self.source(key, &line).await?;
+        let state = self.fill(key, line.version, value.clone()).await;
+        Ok(GetReply { value, version: line.version, state, hit: false })
+    }
+
+    /// Commits this node's fill of `key` at `version` and waits until the
+    /// line is installed here; the state it got, or `None` if a put
+    /// overtook the fill (or the cluster did not answer): the value is then
+    /// served without being cached.
+    async fn fill(&self, key: &str, version: u64, value: Arc<str>) -> Option<Mesi> {
+        self.lines.park(key, version, value);
+        let command = Command::CacheFill { node: self.me(), key: key.to_string(), version };
+        let state = match self.node.write(command).await {
+            Ok((log_id, Response::Cache(CacheOutcome::Applied(applied)))) => {
+                self.node.wait_applied(log_id.index, self.node.request_timeout()).await;
+                applied.holders.iter().find(|h| h.node == self.me()).map(|h| h.state)
             }
-        }
-        Err(ApiError::unavailable(
-            format!("cache key {key:?} changed under {FILL_ATTEMPTS} reads in a row; retry"),
-            None,
-        ))
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(key, error = %e, "fill not committed; serving the value uncached");
+                None
+            }
+        };
+        self.lines.unpark(key, version);
+        state
     }
 
     /// Where a miss reads `line`'s value: the M holder (which writes back),
