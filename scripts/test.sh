@@ -16,6 +16,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The cache tests run a real redis-server (tests/tests/common/redis.rs).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== install redis-server for the cache tests"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+fi
+
 echo "== build the dsync binary for the cluster tests"
 cargo build -p dsync-server --bin dsync
 

@@ -40,7 +40,7 @@ use dsync_statemachine::cache::{self as directory, Applied, CacheOutcome, Mesi, 
 use dsync_statemachine::{Command, Response};
 use futures_util::future::join_all;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::error::ApiError;
 use crate::metrics::Metrics;
@@ -94,6 +94,10 @@ pub struct Cache {
     backing: Arc<Backing>,
     metrics: Arc<Metrics>,
     peers: reqwest::Client,
+    /// True once this node's startup reset is committed: before that, the
+    /// directory may still list lines this node lost in a restart, and a
+    /// line it filled could be dropped by the reset.
+    ready: watch::Receiver<bool>,
 }
 
 /// The parts that must exist before the node starts (its apply observer).
@@ -121,11 +125,12 @@ impl Cache {
         let peers = reqwest::Client::builder().tcp_nodelay(true).build().unwrap_or_default();
         let lease = Arc::new(ReadLease::new(settings.lease));
         let backing = Arc::new(backing);
-        let cache = Arc::new(Cache { node: node.clone(), lines, lease: lease.clone(), backing, metrics, peers });
+        let (reset_done, ready) = watch::channel(false);
+        let cache = Arc::new(Cache { node: node.clone(), lines, lease: lease.clone(), backing, metrics, peers, ready });
         tokio::spawn(lease::keep_renewing(node, lease, settings.renew_every));
         tokio::spawn(workers::evict(cache.clone(), evicted));
         tokio::spawn(workers::flush_dirty(cache.clone(), settings.flush_every));
-        tokio::spawn(workers::reset_on_start(cache.clone()));
+        tokio::spawn(workers::reset_on_start(cache.clone(), reset_done));
         if !cache.backing.is_embedded() {
             tokio::spawn(workers::publish_events(cache.clone()));
         }
@@ -173,8 +178,25 @@ impl Cache {
         Some(GetReply { value: line.value.clone(), version: line.version, state: Some(line.state), hit: true })
     }
 
+    /// Waits (up to the request timeout) until the startup reset is committed.
+    async fn ensure_ready(&self) -> Result<(), ApiError> {
+        if *self.ready.borrow() {
+            return Ok(());
+        }
+        let mut ready = self.ready.clone();
+        let became_ready = tokio::time::timeout(self.node.request_timeout(), ready.wait_for(|&done| done))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if became_ready {
+            Ok(())
+        } else {
+            Err(ApiError::unavailable("the cache is starting: this node's reset is not committed yet", None))
+        }
+    }
+
     /// `GET /cache/get`: never older than a put that returned before it began.
     pub async fn get(&self, key: &str) -> Result<GetReply, ApiError> {
+        self.ensure_ready().await?;
         if self.lease.is_valid() {
             if let Some(hit) = self.local_hit(key) {
                 return Ok(hit);
@@ -288,6 +310,7 @@ impl Cache {
 
     /// `POST /cache/put`: committed, then every other copy is gone.
     pub async fn put(&self, key: &str, value: String) -> Result<Applied, ApiError> {
+        self.ensure_ready().await?;
         let command = Command::CachePut { node: self.me(), key: key.to_string(), value };
         let (index, applied) = self.write_applied(command, key).await?;
         self.stats().invalidations_sent.inc_by(applied.dropped.len() as u64);
@@ -297,6 +320,7 @@ impl Cache {
 
     /// `POST /cache/invalidate`: written back if dirty, then every copy dropped.
     pub async fn invalidate(&self, key: &str) -> Result<Applied, ApiError> {
+        self.ensure_ready().await?;
         self.node.read_barrier(Consistency::Linearizable).await?;
         if let Err(e) = self.write_back(key).await {
             tracing::warn!(key, error = %e.code(), "write-back before invalidate failed; the flush will retry");
@@ -310,6 +334,7 @@ impl Cache {
     /// `POST /cache/delete`: every copy dropped, and the key removed from
     /// the directory and the backing memory.
     pub async fn delete(&self, key: &str) -> Result<Applied, ApiError> {
+        self.ensure_ready().await?;
         let (index, applied) = self.write_applied(Command::CacheDelete { key: key.to_string() }, key).await?;
         self.stats().invalidations_sent.inc_by(applied.dropped.iter().filter(|&&n| n != self.me()).count() as u64);
         self.await_dropped(&applied.dropped, index).await;

@@ -18,7 +18,7 @@ use dsync_engine::Role;
 use dsync_statemachine::cache::{self as directory, CacheOutcome, Mesi, RESET_PER_ENTRY_MAX};
 use dsync_statemachine::{Command, Response};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::backing::Backing;
 use super::local::Evicted;
@@ -89,11 +89,14 @@ async fn flush_round(cache: &Cache) -> Result<(), ()> {
 
 /// Commits this node's reset, retrying until the cluster takes it (one
 /// entry drops at most `RESET_PER_ENTRY_MAX` lines: repeat while it is full).
-pub async fn reset_on_start(cache: Arc<Cache>) {
+/// `done` turns true once it is applied here.
+pub async fn reset_on_start(cache: Arc<Cache>, done: watch::Sender<bool>) {
     let mut backoff = BACKOFF_MIN;
     loop {
         match cache.node().write(Command::CacheReset { node: cache.node().id() }).await {
-            Ok((_, Response::Cache(CacheOutcome::Reset { dropped }))) if dropped < RESET_PER_ENTRY_MAX as u64 => {
+            Ok((log_id, Response::Cache(CacheOutcome::Reset { dropped }))) if dropped < RESET_PER_ENTRY_MAX as u64 => {
+                while !cache.node().wait_applied(log_id.index, BACKOFF_MAX).await {}
+                done.send_replace(true);
                 return;
             }
             Ok(_) => backoff = BACKOFF_MIN,

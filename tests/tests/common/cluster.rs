@@ -155,6 +155,24 @@ impl Cluster {
         self.node_mut(id).kill();
     }
 
+    /// SIGSTOPs node `id`: it stays a member and keeps its port, but sends
+    /// and answers nothing (a long GC pause, a frozen VM) until
+    /// [`Cluster::resume`]. Requests sent to it meanwhile hang; a paused
+    /// node can still be killed, and is killed when the cluster drops.
+    pub fn pause(&mut self, id: u64) {
+        self.node_mut(id).pause();
+    }
+
+    /// SIGCONTs node `id`, paused by [`Cluster::pause`].
+    pub fn resume(&mut self, id: u64) {
+        self.node_mut(id).resume();
+    }
+
+    /// True while node `id` is paused by [`Cluster::pause`].
+    pub fn is_paused(&self, id: u64) -> bool {
+        self.nodes.get(&id).is_some_and(NodeProcess::is_paused)
+    }
+
     /// Starts node `id` again with the same environment, data dir and port,
     /// and waits until it serves `/health`.
     pub async fn restart(&mut self, id: u64) {

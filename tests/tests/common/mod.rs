@@ -1,12 +1,12 @@
 //! Shared fixture of the black-box integration tests: real `dsync serve`
 //! processes on 127.0.0.1, real disks, SIGKILL, and plain HTTP.
 //!
-//! Each topic binary (`cluster`, `locks`, `queues`, and later `cache`)
+//! Each topic binary (`cluster`, `locks`, `queues`, `events`, `cache`)
 //! includes this module with
 //! `#[path = "../common/mod.rs"] mod common;`.
 //!
-//! - [`cluster`]: starts, kills and restarts a cluster's nodes; reports node
-//!   state and log tails when a test fails.
+//! - [`cluster`]: starts, kills, pauses (SIGSTOP/SIGCONT) and restarts a
+//!   cluster's nodes; reports node state and log tails when a test fails.
 //! - [`node`]: one `dsync serve` process slot (env, port, captured output).
 //! - [`waits`]: waits for an agreed leader, an applied index, a membership,
 //!   and checks that acknowledged entries are in a node's log.
@@ -19,6 +19,9 @@
 //! - [`poll`]: re-check a condition until a deadline; never a fixed sleep.
 //! - [`ports`]: free TCP ports that cannot collide with the nodes' own
 //!   outgoing connections.
+//! - [`redis`]: a real `redis-server` on its own port and directory (the
+//!   cache's backing memory and event channel), killable and restartable
+//!   with its data; reads cache write-backs and subscribes to channels.
 //! - [`raw_http`]: a POST whose response is read even if the server refuses
 //!   the body before reading it (413 tests).
 //!
@@ -32,6 +35,7 @@ pub mod node;
 pub mod poll;
 pub mod ports;
 pub mod raw_http;
+pub mod redis;
 pub mod waits;
 
 pub use api::{Api, Appended, Reply};

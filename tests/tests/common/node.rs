@@ -1,5 +1,6 @@
-//! One `dsync serve` process of a test cluster: spawn, SIGKILL, respawn with
-//! the same settings, and the captured output that explains a failure.
+//! One `dsync serve` process of a test cluster: spawn, SIGKILL, SIGSTOP and
+//! SIGCONT, respawn with the same settings, and the captured output that
+//! explains a failure.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -54,6 +55,8 @@ pub struct NodeProcess {
     /// How the last process ended on its own, if it did (a crash, a bind error).
     exit: Option<String>,
     spawns: u32,
+    /// True between [`NodeProcess::pause`] and [`NodeProcess::resume`].
+    paused: bool,
 }
 
 impl NodeProcess {
@@ -70,6 +73,7 @@ impl NodeProcess {
             child: None,
             exit: None,
             spawns: 0,
+            paused: false,
         }
     }
 
@@ -111,9 +115,42 @@ impl NodeProcess {
     pub fn kill(&mut self) {
         let mut child = self.child.take().unwrap_or_else(|| panic!("kill node{}: it is not running", self.id));
         // kill() is SIGKILL on Unix; it fails only if the child was reaped.
+        // SIGKILL ends a stopped (SIGSTOPped) process too.
         let _ = child.kill();
         let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
-        note(&self.stderr_path, &format!("killed by the test with SIGKILL ({status})"));
+        let was = if std::mem::take(&mut self.paused) { " while paused" } else { "" };
+        note(&self.stderr_path, &format!("killed by the test with SIGKILL{was} ({status})"));
+    }
+
+    /// SIGSTOPs the process: it keeps its sockets and state but does nothing
+    /// (no heartbeats, no answers) until [`NodeProcess::resume`]. Panics if
+    /// it is not running or already paused.
+    pub fn pause(&mut self) {
+        assert!(!self.paused, "pause node{}: it is already paused", self.id);
+        self.signal(libc::SIGSTOP, "SIGSTOP");
+        self.paused = true;
+    }
+
+    /// SIGCONTs a paused process. Panics if it is not paused.
+    pub fn resume(&mut self) {
+        assert!(self.paused, "resume node{}: it is not paused", self.id);
+        self.signal(libc::SIGCONT, "SIGCONT");
+        self.paused = false;
+    }
+
+    /// True while the process is stopped by [`NodeProcess::pause`].
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    fn signal(&mut self, signal: libc::c_int, name: &str) {
+        let child = self.child.as_ref().unwrap_or_else(|| panic!("{name} node{}: it is not running", self.id));
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) on the pid of our own unreaped child: the pid cannot
+        // have been reused by another process while the Child is not waited.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "{name} node{} (pid {pid}): {}", self.id, std::io::Error::last_os_error());
+        note(&self.stderr_path, &format!("{name} by the test"));
     }
 
     /// True while a process of this slot runs (as far as the test knows).
@@ -136,6 +173,7 @@ impl NodeProcess {
     pub fn report(&mut self) -> String {
         self.check_exited();
         let state = match (&self.child, &self.exit) {
+            (Some(child), _) if self.paused => format!("PAUSED (SIGSTOP), pid {}", child.id()),
             (Some(child), _) => format!("running, pid {}", child.id()),
             (None, Some(exit)) => format!("EXITED on its own: {exit}"),
             (None, None) => "not running (killed by the test)".to_owned(),
@@ -152,6 +190,7 @@ impl Drop for NodeProcess {
     /// A node never outlives its slot, whatever path drops it.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGKILL also ends a paused (stopped) process.
             let _ = child.kill();
             let _ = child.wait();
         }
