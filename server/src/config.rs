@@ -74,6 +74,15 @@ pub struct ServeArgs {
     /// Milliseconds between the leader's write-backs of dirty cache lines.
     #[arg(long, env = "CACHE_FLUSH_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_flush_ms: u64,
+    /// URL of any member of a running cluster: this node asks it to add
+    /// this node (as a learner that becomes a voter once caught up). `PEERS`
+    /// is then not used to bootstrap anything.
+    #[arg(long, env = "JOIN")]
+    pub join: Option<String>,
+    /// This node's base URL as the other members reach it (for `JOIN`);
+    /// default `http://<NODE_ID>:<HTTP_PORT>`.
+    #[arg(long, env = "ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -88,6 +97,21 @@ impl ServeArgs {
             .ok_or_else(|| ConfigError(format!("NODE_ID must be nodeN with N >= 1, got {:?}", self.node_id)))
     }
 
+    /// The member to ask for admission, if `JOIN` is set (and not blank).
+    pub fn join_url(&self) -> Option<String> {
+        let url = self.join.as_deref()?.trim().trim_end_matches('/');
+        (!url.is_empty()).then(|| if url.contains("://") { url.to_string() } else { format!("http://{url}") })
+    }
+
+    /// This node's base URL as other members reach it.
+    pub fn advertised_addr(&self) -> String {
+        match self.advertise_addr.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(addr) if addr.contains("://") => addr.trim_end_matches('/').to_string(),
+            Some(addr) => format!("http://{}", addr.trim_end_matches('/')),
+            None => format!("http://{}:{}", self.node_id, self.http_port),
+        }
+    }
+
     /// The data directory, defaulting to `./data/<NODE_ID>`.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data").join(&self.node_id))
@@ -96,7 +120,10 @@ impl ServeArgs {
     /// Resolves these settings into the engine's configuration.
     pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
         let mut config = EngineConfig::new(self.raft_id()?, self.data_dir());
-        config.peers = parse_peers(&self.peers, self.http_port)?;
+        // A joining node never bootstraps: it waits to be added.
+        if self.join_url().is_none() {
+            config.peers = parse_peers(&self.peers, self.http_port)?;
+        }
         config.heartbeat = seconds("HEARTBEAT_INTERVAL", self.heartbeat_interval)?;
         config.election_timeout = seconds("HEARTBEAT_TIMEOUT", self.heartbeat_timeout)?;
         if config.election_timeout < config.heartbeat * 4 {

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run one node (configured by environment variables or flags).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Run a local cluster of nodes on 127.0.0.1 as child processes.
     Cluster(local_cluster::ClusterArgs),
     /// Load a running cluster and report throughput and latency.
@@ -34,7 +34,7 @@ enum Commands {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Commands::Serve(args) => serve::run(args).await,
+        Commands::Serve(args) => serve::run(*args).await,
         Commands::Cluster(args) => local_cluster::run(args).await,
         Commands::Bench(args) => bench::run(args).await,
     };

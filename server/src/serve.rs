@@ -49,6 +49,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     });
     let server = tokio::spawn(std::future::IntoFuture::into_future(server));
 
+    if let Some(join) = args.join_url() {
+        tokio::spawn(join_cluster(node.clone(), join, args.advertised_addr()));
+    }
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
@@ -57,6 +61,41 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// How long one `/cluster/add` may take: the member waits for this node to
+/// catch up as a learner before making it a voter.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Asks the member at `join` to add this node at `addr`, until it does.
+/// Does nothing if this node is already a member (a restart after joining).
+async fn join_cluster(node: Arc<Node>, join: String, addr: String) {
+    let me = node_name(node.id());
+    if node.addr_of(node.id()).is_some() {
+        tracing::info!(%me, "already a member; JOIN not needed");
+        return;
+    }
+    let client = reqwest::Client::new();
+    let url = format!("{join}/cluster/add");
+    let body = serde_json::json!({"node_id": me, "addr": addr});
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        tracing::info!(%url, %addr, "asking to join the cluster");
+        match client.post(&url).json(&body).timeout(JOIN_TIMEOUT).send().await {
+            Ok(reply) if reply.status().is_success() => {
+                tracing::info!(%me, "joined the cluster as a voter");
+                return;
+            }
+            Ok(reply) => {
+                let status = reply.status();
+                let text = reply.text().await.unwrap_or_default();
+                tracing::warn!(%status, body = %text, "join refused; retrying");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reach the member to join; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Logs, counts and publishes (`leader.changed`) every change of leader

@@ -29,3 +29,4 @@ mod t40_snapshot_catchup;
 mod t50_membership;
 mod t60_bad_input;
 mod t70_no_quorum;
+mod t80_auto_join;

@@ -131,7 +131,7 @@ impl Cluster {
             api: Api::new(ports.clone()),
         };
         for (&id, &port) in &ports {
-            cluster.add_node(id, port);
+            cluster.add_node(id, port, Vec::new());
         }
         for &id in ports.keys() {
             cluster.wait_serving(id).await;
@@ -145,7 +145,21 @@ impl Cluster {
     /// `POST /cluster/add`. Returns once it serves `/health`.
     pub async fn start_joining_node(&mut self, id: u64) {
         assert!(!self.nodes.contains_key(&id), "node{id} already exists in this cluster");
-        self.add_node(id, free_port());
+        self.add_node(id, free_port(), Vec::new());
+        self.wait_serving(id).await;
+    }
+
+    /// Starts node `id` with `JOIN` set to member `via`'s URL (and its own
+    /// URL as `ADVERTISE_ADDR`): it asks to be added by itself. Returns once
+    /// it serves `/health`.
+    pub async fn start_auto_joining_node(&mut self, id: u64, via: u64) {
+        assert!(!self.nodes.contains_key(&id), "node{id} already exists in this cluster");
+        let port = free_port();
+        let env = vec![
+            ("JOIN".to_string(), self.api.addr(via)),
+            ("ADVERTISE_ADDR".to_string(), format!("http://127.0.0.1:{port}")),
+        ];
+        self.add_node(id, port, env);
         self.wait_serving(id).await;
     }
 
@@ -231,7 +245,7 @@ impl Cluster {
 
     /// Creates the slot of node `id` (environment from the options) and
     /// spawns it.
-    fn add_node(&mut self, id: u64, port: u16) {
+    fn add_node(&mut self, id: u64, port: u16, node_env: Vec<(String, String)>) {
         let data_dir = self.root.join(format!("node{id}"));
         let log_level = std::env::var("DSYNC_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         let mut env: Vec<(String, String)> = vec![
@@ -255,6 +269,7 @@ impl Cluster {
             }
         }
         env.extend(options.extra_env.iter().cloned());
+        env.extend(node_env);
         let mut node = NodeProcess::new(id, port, env, &self.root, &self.log_dir);
         node.spawn(&self.bin, &self.log_dir);
         self.nodes.insert(id, node);
