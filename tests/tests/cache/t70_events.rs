@@ -4,26 +4,21 @@
 //! `cache.written_back`; with `REDIS_URL` set, the same events (the same
 //! JSON, `index` included) are published on the Redis channel `dsync.events`.
 
-use std::time::Duration;
-
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::common::redis::{RedisServer, EVENTS_CHANNEL};
+use crate::common::sse::{next_matching, subscribe, EVENT_DEADLINE};
 use crate::common::{Cluster, ClusterOptions};
-
-/// How long an event may take to reach a subscriber.
-const EVENT_DEADLINE: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn events_stream_shows_cache_invalidations_and_write_backs() {
     let cluster = Cluster::start("t70_cache_events_sse", ClusterOptions::default()).await;
     let nodes = cluster.nodes_by_role().await;
-    let mut events = subscribe_sse(cluster.api().addr(nodes.b)).await;
+    let mut events = subscribe(cluster.api().addr(nodes.b)).await;
     let key = "ev-key";
 
     let written = cluster.cache_put(nodes.a, key, &serde_json::json!(1)).await.unwrap_or_else(|e| panic!("{e}"));
-    let put = next_matching(&mut events, "cache.invalidated (put)", |e| is_invalidated(e, key, "put")).await;
+    let put = next_matching(&mut events, "cache.invalidated (put)", |e| is_invalidated(e, key, "put")).await.0;
     assert_eq!(put["version"].as_u64(), Some(written.version), "the put's event carries its version: {put}");
     assert!(put["nodes"].is_array(), "cache.invalidated lists the nodes whose copy was dropped: {put}");
     assert!(put["index"].as_u64().is_some(), "the event carries its entry's index: {put}");
@@ -33,7 +28,8 @@ async fn events_stream_shows_cache_invalidations_and_write_backs() {
     assert_eq!(read.version, written.version);
     let back =
         next_matching(&mut events, "cache.written_back", |e| e["type"] == "cache.written_back" && e["key"] == key)
-            .await;
+            .await
+            .0;
     assert_eq!(back["version"].as_u64(), Some(written.version), "the write-back's version: {back}");
 
     // A second put drops the two sharers' copies and names them.
@@ -41,7 +37,8 @@ async fn events_stream_shows_cache_invalidations_and_write_backs() {
     let put = next_matching(&mut events, "cache.invalidated of the second put", |e| {
         is_invalidated(e, key, "put") && e["version"].as_u64() == Some(second.version)
     })
-    .await;
+    .await
+    .0;
     let mut dropped: Vec<String> = put["nodes"]
         .as_array()
         .map(|n| n.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
@@ -64,12 +61,12 @@ async fn redis_channel_carries_the_same_cache_events() {
     let cluster = Cluster::start("t70_cache_events_redis", options).await;
     let nodes = cluster.nodes_by_role().await;
     let mut published = redis.subscribe(EVENTS_CHANNEL).await;
-    let mut streamed = subscribe_sse(cluster.api().addr(nodes.a)).await;
+    let mut streamed = subscribe(cluster.api().addr(nodes.a)).await;
     let key = "ev-redis";
 
     let written = cluster.cache_put(nodes.b, key, &serde_json::json!({"x": 1})).await.unwrap_or_else(|e| panic!("{e}"));
     let from_sse =
-        next_matching(&mut streamed, "cache.invalidated (put) on /events", |e| is_invalidated(e, key, "put")).await;
+        next_matching(&mut streamed, "cache.invalidated (put) on /events", |e| is_invalidated(e, key, "put")).await.0;
     let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
     let mut seen = Vec::new();
     let from_redis = loop {
@@ -92,57 +89,4 @@ async fn redis_channel_carries_the_same_cache_events() {
 
 fn is_invalidated(event: &Value, key: &str, reason: &str) -> bool {
     event["type"] == "cache.invalidated" && event["key"] == key && event["reason"] == reason
-}
-
-/// Opens `/events` on `base` and forwards each `(event name, data JSON)`.
-async fn subscribe_sse(base: String) -> mpsc::UnboundedReceiver<(String, Value)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut reply = reqwest::Client::new()
-        .get(format!("{base}/events"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {base}/events: {e}"));
-    assert_eq!(reply.status(), 200, "GET /events answers 200");
-    tokio::spawn(async move {
-        let (mut buffer, mut name) = (String::new(), String::new());
-        while let Ok(Some(chunk)) = reply.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find('\n') {
-                let line = buffer[..end].trim_end_matches('\r').to_string();
-                buffer.drain(..=end);
-                if let Some(event) = line.strip_prefix("event: ") {
-                    name = event.to_string();
-                } else if let Some(data) = line.strip_prefix("data: ") {
-                    let value: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("bad data {data:?}: {e}"));
-                    if tx.send((std::mem::take(&mut name), value)).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// The next event matching `wanted`, failing after the deadline.
-async fn next_matching(
-    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
-    what: &str,
-    wanted: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut skipped = Vec::new();
-    let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some((name, data))) => {
-                assert_eq!(Some(name.as_str()), data["type"].as_str(), "the SSE event is named by its type: {data}");
-                if wanted(&data) {
-                    return data;
-                }
-                skipped.push(data);
-            }
-            Ok(None) => panic!("the event stream ended while waiting for {what}; seen {skipped:?}"),
-            Err(_) => panic!("no {what} within {EVENT_DEADLINE:?}; seen {skipped:?}"),
-        }
-    }
 }

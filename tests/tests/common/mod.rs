@@ -36,6 +36,7 @@ pub mod poll;
 pub mod ports;
 pub mod raw_http;
 pub mod redis;
+pub mod sse;
 pub mod waits;
 
 pub use api::{Api, Appended, Reply};
