@@ -21,6 +21,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dsync_benches::Rng;
 use dsync_statemachine::cache::{Applied, CacheOutcome, NodeId};
 use dsync_statemachine::{Command, MemStore, Request, Response, State};
 
@@ -32,34 +33,6 @@ const NODES: u64 = 4;
 const VALUE: &str = r#"{"user_id":12345,"name":"c-0042","roles":["reader","writer"],"quota":{"used":17,"max":100}}"#;
 /// One put in this many entries of the mix.
 const PUT_EVERY: u64 = 5;
-
-/// xorshift64: enough randomness for key choice, no dependency, fixed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in `0..n` (the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A key index, uniformly.
-    fn uniform_key(&mut self) -> usize {
-        self.below(KEYS as u64) as usize
-    }
-
-    /// A key index with density ~ 1/rank: `KEYS^u - 1` for uniform `u`.
-    fn zipf_key(&mut self) -> usize {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((KEYS as f64).powf(u) as usize).saturating_sub(1).min(KEYS - 1)
-    }
-}
 
 /// One replica, and what the bench driver remembers of each key (the
 /// current version and which nodes hold it) to propose valid commands, as
@@ -86,7 +59,7 @@ impl Replica {
             versions: vec![0; KEYS],
             held: vec![0; KEYS],
             names,
-            rng: Rng(0x9E37_79B9_7F4A_7C15),
+            rng: Rng::default(),
         };
         for key in 0..KEYS {
             replica.put(key, 1);
@@ -147,7 +120,7 @@ fn cache_apply(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let key = replica.rng.uniform_key();
+                    let key = replica.rng.below(KEYS as u64) as usize;
                     let node = 1 + replica.rng.below(NODES);
                     replica.put(key, node)
                 })
@@ -160,7 +133,7 @@ fn cache_apply(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let key = replica.rng.uniform_key();
+                    let key = replica.rng.below(KEYS as u64) as usize;
                     replica.fill_miss(key)
                 })
                 .sum()
@@ -172,7 +145,7 @@ fn cache_apply(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let key = replica.rng.zipf_key();
+                    let key = replica.rng.zipfish(KEYS);
                     if replica.rng.below(PUT_EVERY) == 0 {
                         let node = 1 + replica.rng.below(NODES);
                         replica.put(key, node)

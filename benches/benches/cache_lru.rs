@@ -17,26 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dsync_benches::Rng;
 use dsync_server::cache::local::{Line, LocalCache};
 use dsync_statemachine::cache::Mesi;
-
-/// A small deterministic generator (xorshift64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Log-uniform in `0..n`: density about 1/rank.
-    fn zipfish(&mut self, n: usize) -> usize {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((n as f64).powf(unit) as usize).saturating_sub(1).min(n - 1)
-    }
-}
 
 fn line(version: u64, value: &Arc<str>) -> Line {
     Line { value: value.clone(), version, state: Mesi::S }
@@ -58,7 +41,7 @@ fn lru(c: &mut Criterion) {
     for capacity in [100usize, 100_000] {
         let keys: Vec<String> = (0..capacity * 2).map(|i| format!("user:{i}")).collect();
         let mut cache = full_cache(capacity, &keys, &value);
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::default();
         group.bench_with_input(BenchmarkId::new("get_hit", capacity), &capacity, |b, &capacity| {
             b.iter(|| {
                 let key = &keys[rng.zipfish(capacity)];
