@@ -7,7 +7,7 @@
 //!   a dead endpoint, and each exit code.
 
 // Each topic binary uses a different part of the shared fixture.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../common/mod.rs"]
 mod common;
 
