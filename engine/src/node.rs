@@ -168,6 +168,12 @@ impl Node {
         self.config.request_timeout
     }
 
+    /// The election timeout's upper bound: a leader that has not heard from
+    /// a quorum for this long has most likely been replaced.
+    pub fn election_timeout(&self) -> Duration {
+        self.config.election_timeout
+    }
+
     /// The openraft handle (for the internal RPC routes).
     pub fn raft(&self) -> &Raft {
         &self.raft

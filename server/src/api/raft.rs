@@ -13,10 +13,17 @@ use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::AppState;
 
-/// `GET /health`: this node's role and progress; `degraded` without a leader.
+/// `GET /health`: this node's role and progress; `degraded` without a leader,
+/// or when this node leads but has not heard from a quorum for an election timeout.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let status = state.node.status();
-    let health = if status.leader.is_some() && status.role != Role::Shutdown { "healthy" } else { "degraded" };
+    // A leader cut off from its quorum keeps its role until it hears of a
+    // newer term; it is not healthy once a follower would have timed out.
+    let quorum_window = state.node.election_timeout().as_millis() as u64;
+    let lost_quorum =
+        status.role == Role::Leader && status.millis_since_quorum_ack.is_some_and(|ms| ms > quorum_window);
+    let health =
+        if status.leader.is_some() && status.role != Role::Shutdown && !lost_quorum { "healthy" } else { "degraded" };
     Json(json!({
         "status": health,
         "node_id": status.node_id,

@@ -1,12 +1,13 @@
 //! Rule: without a quorum nothing is committed, and a write says so: it fails
 //! with 503 `unavailable` (retryable) after a bounded wait instead of hanging
-//! or being acknowledged. Once a quorum is back, writes succeed again.
+//! or being acknowledged, and the lone leader's `/health` says `degraded`.
+//! Once a quorum is back, writes succeed again.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{assert_contract_error, Cluster, ClusterOptions, CONVERGE_TIMEOUT};
+use crate::common::{assert_contract_error, eventually, Cluster, ClusterOptions, CONVERGE_TIMEOUT};
 
 /// Client-side bound: the server gives up after "a few seconds".
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,10 +31,17 @@ async fn append_without_quorum_fails_with_503_unavailable() {
     eprintln!("t70_no_quorum: node{leader} alone answered the append after {:.3?}: {reply}", started.elapsed());
     let context = format!("POST /raft/append on node{leader}, the only live node of three");
     assert_contract_error(&reply, 503, "unavailable", &context);
-    cluster
-        .health(leader)
-        .await
-        .unwrap_or_else(|e| panic!("node{leader} stopped serving /health without a quorum: {e}"));
+    // It still serves /health, and says it is degraded: a load balancer's
+    // health check must not keep sending writes to a leader without a quorum.
+    eventually(format!("node{leader}'s /health to say degraded without a quorum"), CONVERGE_TIMEOUT, async || {
+        let health = cluster.health(leader).await?;
+        if health["status"] == "degraded" {
+            Ok(())
+        } else {
+            Err(format!("/health is {health}"))
+        }
+    })
+    .await;
 
     // One follower back gives a majority of two: writes are acknowledged again.
     cluster.restart(followers[0]).await;
