@@ -424,12 +424,34 @@ impl Node {
                 )));
             }
         }
-        // Catching up may take a while for a big log; bound it generously.
+        let added =
+            tokio::time::timeout(self.config.request_timeout, self.raft.add_learner(id, BasicNode::new(&addr), false))
+                .await
+                .map_err(|_| self.no_quorum("learner not committed"))?
+                .map_err(|e| self.write_error(e))?;
+        // Promote only a learner that has the log (openraft's own blocking
+        // add_learner returns Ok even when the wait times out): an
+        // unreachable voter would cost the cluster its quorum. Catching up
+        // may take a while for a big log; bound it generously.
         let catch_up = self.config.request_timeout * 6;
-        tokio::time::timeout(catch_up, self.raft.add_learner(id, BasicNode::new(&addr), true))
+        let target = added.log_id.index;
+        self.raft
+            .wait(Some(catch_up))
+            .metrics(
+                |m| {
+                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten());
+                    matched.is_some_and(|log_id| log_id.index >= target)
+                },
+                "learner caught up",
+            )
             .await
-            .map_err(|_| self.no_quorum(&format!("{} did not catch up", node_name(id))))?
-            .map_err(|e| self.write_error(e))?;
+            .map_err(|_| {
+                self.no_quorum(&format!(
+                    "{} did not catch up within {catch_up:?}; it stays a learner (not a voter): fix its address or \
+                     remove it with /cluster/remove",
+                    node_name(id)
+                ))
+            })?;
         let voters = BTreeSet::from([id]);
         tokio::time::timeout(
             self.config.request_timeout,

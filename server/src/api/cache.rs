@@ -121,7 +121,13 @@ pub struct StateQuery {
 
 /// `GET /cache/state[?key=k]`: this node's lines (most recently used
 /// first), its lease and its counters.
-pub async fn show(State(state): State<AppState>, QueryParams(query): QueryParams<StateQuery>) -> Json<Value> {
+pub async fn show(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<StateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(key) = &query.key {
+        check_name("key", key)?;
+    }
     let cache = &state.cache;
     let (capacity, size, lines) = {
         let local = cache.lines().lock();
@@ -132,7 +138,7 @@ pub async fn show(State(state): State<AppState>, QueryParams(query): QueryParams
             .collect();
         (local.capacity(), local.len(), lines)
     };
-    Json(json!({
+    Ok(Json(json!({
         "node_id": state.node.status().node_id,
         "capacity": capacity,
         "size": size,
@@ -141,7 +147,7 @@ pub async fn show(State(state): State<AppState>, QueryParams(query): QueryParams
         "lease_remaining_ms": cache.lease().remaining().as_millis() as u64,
         "lines": lines,
         "metrics": state.metrics.cache.json(),
-    }))
+    })))
 }
 
 /// Query of `/internal/cache/applied`.

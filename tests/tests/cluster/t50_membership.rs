@@ -83,3 +83,34 @@ async fn added_node_votes_and_removed_node_leaves_a_working_cluster() {
         cluster.assert_log_holds(id, &acked).await;
     }
 }
+
+/// Rule: a node that cannot catch up is never made a voter. Adding an
+/// unreachable address fails with 503 and leaves it a learner, which counts
+/// for no quorum: writes go on, and the learner can be removed.
+#[tokio::test]
+async fn unreachable_node_is_not_promoted_and_the_cluster_keeps_its_quorum() {
+    let cluster =
+        Cluster::start("t50_unreachable_join", ClusterOptions::default().env("REQUEST_TIMEOUT_MS", 1000)).await;
+    let leader = cluster.wait_for_leader().await;
+    let request = json!({"node_id": "node9", "addr": "http://127.0.0.1:1"});
+    let reply = cluster
+        .post_with_timeout(leader, "/cluster/add", &request, MEMBERSHIP_TIMEOUT)
+        .await
+        .expect("POST /cluster/add");
+    crate::common::assert_contract_error(&reply, 503, "unavailable", "adding a node nobody can reach");
+
+    let members = cluster.members(leader).await.expect("the leader's /cluster");
+    assert!(
+        members.get(&9).is_none_or(|m| m["voter"] == false),
+        "an unreachable node must not become a voter: {members:?}"
+    );
+    cluster.append_retrying(&[1, 2, 3], &json!({"test": "t50", "learner_stuck": true}), CONVERGE_TIMEOUT).await;
+    let reply = cluster
+        .post_with_timeout(leader, "/cluster/remove", &json!({"node_id": "node9"}), MEMBERSHIP_TIMEOUT)
+        .await
+        .expect("POST /cluster/remove");
+    assert_eq!(reply.status, 200, "the stuck learner can be removed: {reply}");
+    for id in 1..=3 {
+        cluster.wait_membership(id, 9, false).await;
+    }
+}
