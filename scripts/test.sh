@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run the tests"; CI runs exactly this).
+# The project's test command (README "Set up"; CI runs exactly this).
 # Checks formatting and lints, builds the dsync binary the cluster tests run
-# as real processes, then runs every test of the workspace.
+# as real processes, runs every test of the workspace, then holds the live
+# server to docs/api_spec.yaml (schemathesis, from PyPI) and tests the Docker
+# deployment (skipped, saying so, on a machine without a Docker engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +32,10 @@ cargo build -p dsync-server --bin dsync
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast -- "$@"
+
+echo "== the API spec held to a live node (scripts/api_spec_test.sh)"
+scripts/api_spec_test.sh
+
+echo "== the Docker deployment (scripts/docker_test.sh)"
+# The debug binary was just built; the image does not need a release build.
+DSYNC_DOCKER_PROFILE=debug scripts/docker_test.sh
