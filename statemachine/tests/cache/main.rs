@@ -32,3 +32,6 @@ mod t50_invalidate_delete;
 mod t60_reset;
 mod t70_views;
 mod t80_robustness;
+
+#[path = "../shared/damage.rs"]
+mod damage;

@@ -8,6 +8,8 @@ use dsync_statemachine::cache::{self, CacheOutcome};
 use dsync_statemachine::store::DiscardStore;
 use dsync_statemachine::{Command, MemStore, Request, Response, State, Store};
 
+use crate::damage::one_record_damaged;
+
 /// A script touching every cache command, with keys and versions that
 /// exist and some that don't.
 fn script() -> Vec<Request> {
@@ -90,27 +92,9 @@ fn store_after(upto: usize) -> MemStore {
 fn no_store_content_makes_apply_panic() {
     for upto in [2, 5, 9, 15] {
         let clean = store_after(upto);
-        let keys: Vec<Vec<u8>> = clean.entries.keys().cloned().collect();
-        assert!(!keys.is_empty());
+        assert!(!clean.entries.is_empty());
         // Each record alone: truncated, extended, emptied, missing, swapped.
-        for (k, key) in keys.iter().enumerate() {
-            let value = clean.entries[key].clone();
-            let variants = [
-                Some(value[..value.len() / 2].to_vec()),
-                Some([&value[..], &[0xFF]].concat()),
-                Some(Vec::new()),
-                None,
-                Some(clean.entries[&keys[(k + 1) % keys.len()]].clone()),
-            ];
-            for variant in variants {
-                let mut store = clean.clone();
-                match variant {
-                    Some(bad) => store.put(key, bad),
-                    None => store.delete(key),
-                }
-                survive(store);
-            }
-        }
+        one_record_damaged(&clean).into_iter().for_each(survive);
         // Keys of the cache space that decode as nothing, and every value flipped.
         let mut store = clean.clone();
         for junk in [&b"c"[..], b"cr", b"ch\x00", b"ch\x00\x00\x00\x00\x00\x00\x00\x01a", b"cd\x00", b"cm", b"cz"] {

@@ -32,3 +32,6 @@ mod t50_ack;
 mod t60_expiry;
 mod t70_stats;
 mod t80_robustness;
+
+#[path = "../shared/damage.rs"]
+mod damage;

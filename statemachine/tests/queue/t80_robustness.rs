@@ -8,6 +8,8 @@ use dsync_statemachine::queue::EXPIRED_PER_ENTRY_MAX;
 use dsync_statemachine::store::DiscardStore;
 use dsync_statemachine::{Command, MemStore, Request, Response, State, Store};
 
+use crate::damage::one_record_damaged;
+
 use crate::common::*;
 
 /// A script touching every command, with ids that exist and ids that don't.
@@ -100,26 +102,8 @@ fn store_after(upto: usize) -> MemStore {
 fn no_store_content_makes_apply_panic() {
     for upto in [1, 3, 5, 8, 13] {
         let clean = store_after(upto);
-        let keys: Vec<Vec<u8>> = clean.entries.keys().cloned().collect();
         // Each record alone: truncated, extended, emptied, missing, swapped.
-        for (k, key) in keys.iter().enumerate() {
-            let value = clean.entries[key].clone();
-            let variants = [
-                Some(value[..value.len() / 2].to_vec()),
-                Some([&value[..], &[0xFF]].concat()),
-                Some(Vec::new()),
-                None,
-                Some(clean.entries[&keys[(k + 1) % keys.len()]].clone()),
-            ];
-            for variant in variants {
-                let mut store = clean.clone();
-                match variant {
-                    Some(bad) => store.put(key, bad),
-                    None => store.delete(key),
-                }
-                survive(store);
-            }
-        }
+        one_record_damaged(&clean).into_iter().for_each(survive);
         // Keys of the queue space that decode as nothing, and every value flipped.
         let mut store = clean.clone();
         for junk in [&b"q"[..], b"qt", b"qt\x00\x00\x00\x00\x00\x00\x00\x01", b"qm\x00", b"qr\x00\x01", b"qz"] {

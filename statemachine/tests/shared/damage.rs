@@ -1,0 +1,30 @@
+//! Store damage shared by the robustness tests of every keyspace: whatever
+//! a store holds, `State::apply` must not panic.
+
+use dsync_statemachine::{MemStore, Store};
+
+/// Every store that differs from `clean` in exactly one record: truncated,
+/// extended by a byte, emptied, missing, or holding its neighbour's value.
+pub fn one_record_damaged(clean: &MemStore) -> Vec<MemStore> {
+    let keys: Vec<Vec<u8>> = clean.entries.keys().cloned().collect();
+    let mut damaged = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let value = &clean.entries[key];
+        let variants = [
+            Some(value[..value.len() / 2].to_vec()),
+            Some([&value[..], &[0xFF]].concat()),
+            Some(Vec::new()),
+            None,
+            Some(clean.entries[&keys[(k + 1) % keys.len()]].clone()),
+        ];
+        for variant in variants {
+            let mut store = clean.clone();
+            match variant {
+                Some(bad) => store.put(key, bad),
+                None => store.delete(key),
+            }
+            damaged.push(store);
+        }
+    }
+    damaged
+}
