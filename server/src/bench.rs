@@ -78,6 +78,10 @@ pub struct BenchArgs {
     /// cache: length in bytes of the JSON string value of each put.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=16 * 1024 * 1024))]
     pub value_bytes: u32,
+    /// Print the final figures as one JSON object on stdout (for scripts)
+    /// instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses a Zipf exponent: finite and not negative.
@@ -239,40 +243,66 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             args.value_bytes
         ),
     };
+    let errors = tally.errors.load(Ordering::Relaxed);
+    let gets = tally.gets.load(Ordering::Relaxed);
+    let rows: &[(&str, Timed)] = match args.workload {
+        Workload::Lock | Workload::Queue => &[("cycle", Timed::Cycle)],
+        Workload::Cache => &[("get", Timed::Get { hit: false }), ("put", Timed::Put)],
+    };
+    // Latency quantiles in milliseconds by row, `None` when nothing was timed.
+    let quantiles: Vec<(&str, Option<[f64; 3]>)> = rows
+        .iter()
+        .map(|&(name, timed)| {
+            let histogram = latencies.of(timed);
+            let at = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+            (name, (!histogram.is_empty()).then(|| [at(0.50), at(0.99), at(0.999)]))
+        })
+        .collect();
+    if args.json {
+        let latency: serde_json::Map<String, Value> = quantiles
+            .iter()
+            .map(|(name, q)| {
+                (name.to_string(), q.map_or(Value::Null, |q| json!({"p50": q[0], "p99": q[1], "p99_9": q[2]})))
+            })
+            .collect();
+        let mut summary = json!({
+            "workload": setup, "clients": args.clients, "endpoints": endpoints.len(), "seconds": elapsed,
+            "unit": unit, "completed": ok, "per_second": ok as f64 / elapsed, "errors": errors, "latency_ms": latency,
+        });
+        if let Workload::Cache = args.workload {
+            summary["gets"] = json!(gets);
+            summary["puts"] = json!(ok - gets);
+            summary["hit_ratio"] = json!(hit_ratio());
+        }
+        println!("{summary}");
+        return Ok(());
+    }
     println!("workload     {setup} ({} clients, {} endpoints, {:.1}s)", args.clients, endpoints.len(), elapsed);
     println!("{unit:<12} {ok}");
     println!("{:<12} {:.0}", format!("{unit}/s"), ok as f64 / elapsed);
-    let percent = |part: u64| if ok > 0 { part as f64 * 100.0 / ok as f64 } else { 0.0 };
-    let rows: &[(&str, Timed)] = match args.workload {
-        Workload::Lock | Workload::Queue => &[("cycle", Timed::Cycle)],
-        Workload::Cache => {
-            let gets = tally.gets.load(Ordering::Relaxed);
-            let puts = ok - gets;
-            println!("gets         {gets} ({:.1}%)", percent(gets));
-            println!("puts         {puts} ({:.1}%)", percent(puts));
-            match hit_ratio() {
-                Some(ratio) => println!(
-                    "hit ratio    {:.1}% ({} of {gets} gets from the node's LRU)",
-                    ratio * 100.0,
-                    tally.hits.load(Ordering::Relaxed)
-                ),
-                None => println!("hit ratio    -"),
-            }
-            &[("get", Timed::Get { hit: false }), ("put", Timed::Put)]
+    if let Workload::Cache = args.workload {
+        let percent = |part: u64| if ok > 0 { part as f64 * 100.0 / ok as f64 } else { 0.0 };
+        println!("gets         {gets} ({:.1}%)", percent(gets));
+        println!("puts         {} ({:.1}%)", ok - gets, percent(ok - gets));
+        match hit_ratio() {
+            Some(ratio) => println!(
+                "hit ratio    {:.1}% ({} of {gets} gets from the node's LRU)",
+                ratio * 100.0,
+                tally.hits.load(Ordering::Relaxed)
+            ),
+            None => println!("hit ratio    -"),
         }
-    };
-    for &(name, timed) in rows {
-        let histogram = latencies.of(timed);
-        for (label, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
+    }
+    for (name, q) in &quantiles {
+        for (i, label) in ["p50", "p99", "p99.9"].iter().enumerate() {
             let label = format!("{name} {label}");
-            if histogram.is_empty() {
-                println!("{label:<12} -");
-            } else {
-                println!("{label:<12} {:.2} ms", histogram.value_at_quantile(q) as f64 / 1000.0);
+            match q {
+                Some(q) => println!("{label:<12} {:.2} ms", q[i]),
+                None => println!("{label:<12} -"),
             }
         }
     }
-    println!("errors       {}", tally.errors.load(Ordering::Relaxed));
+    println!("errors       {errors}");
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Rule: the CLI speaks the HTTP contract for the user. Success exits 0,
 //! "not granted" and "not found" exit 1, bad input exits 2, an unreachable
 //! cluster exits 3; `--json` prints the server's answer for scripts; several
-//! `--endpoint`s fail over past a dead one.
+//! `--endpoint`s fail over past a dead one; `dsync bench` reports its
+//! figures as JSON with `--json`.
 
 use std::process::Output;
 
@@ -86,6 +87,16 @@ async fn cli_commands_print_answers_and_exit_codes_scripts_can_rely_on() {
     let (code, out) = run(&endpoints, &["cache", "get", "nobody", "--json"]).await;
     assert_eq!(code, 1, "a missing key is 'not found': {out}");
     assert_eq!(json(&out)["error"]["code"], "not_found", "--json prints the error body: {out}");
+
+    // The load generator: a short cache run, its figures as JSON.
+    let bench = ["bench", "cache", "--duration", "1", "--clients", "2", "--keys", "20", "--json"];
+    let (code, out) = run(&endpoints[1..], &bench).await;
+    assert_eq!(code, 0, "dsync bench cache: {out}");
+    let figures = json(&out);
+    assert!(figures["completed"].as_u64().is_some_and(|n| n > 0), "the bench completed operations: {figures}");
+    assert_eq!(figures["errors"], 0, "no operation failed on a healthy cluster: {figures}");
+    assert!(figures["hit_ratio"].as_f64().is_some(), "the cache bench reports its hit ratio: {figures}");
+    assert!(figures["latency_ms"]["get"]["p99"].as_f64().is_some(), "get latency quantiles: {figures}");
 
     // Nothing reachable: 3.
     let (code, out) = run(&[dead], &["cache", "get", "user:1", "--json"]).await;
