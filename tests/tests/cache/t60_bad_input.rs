@@ -4,9 +4,10 @@
 //! `bad_request`, 413 `too_large`, 404 `not_found` for a key that exists
 //! nowhere), never a 5xx, and changes nothing. The limits are inclusive.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::client::KEY_BYTES_MAX;
+use crate::common::bad_input::Case;
 use crate::common::fields::encode_query;
 use crate::common::{assert_contract_error, Cluster, ClusterOptions};
 
@@ -16,91 +17,57 @@ const VALUE_BYTES_MAX: usize = 1024;
 /// A key that is never put.
 const UNKNOWN: &str = "never-put";
 
-struct Case {
-    what: String,
-    method: &'static str,
-    path: String,
-    body: Vec<u8>,
-    status: u16,
-    code: &'static str,
-}
-
-fn post(what: &str, path: &str, body: Value) -> Case {
-    raw(what, path, body.to_string())
-}
-
-fn raw(what: &str, path: &str, body: String) -> Case {
-    Case {
-        what: what.into(),
-        method: "POST",
-        path: path.into(),
-        body: body.into_bytes(),
-        status: 400,
-        code: "bad_request",
-    }
-}
-
-fn get(what: &str, path: String, status: u16, code: &'static str) -> Case {
-    Case { what: what.into(), method: "GET", path, body: Vec::new(), status, code }
-}
-
-impl Case {
-    fn answer(self, status: u16, code: &'static str) -> Case {
-        Case { status, code, ..self }
-    }
-}
-
 fn cases() -> Vec<Case> {
     let long = "x".repeat(KEY_BYTES_MAX + 1);
     // 129 two-byte characters: 258 bytes.
     let long_in_bytes = "é".repeat(KEY_BYTES_MAX / 2 + 1);
     let mut cases = vec![
-        post("key missing", "/cache/put", json!({"value": 1})),
-        post("key is a number", "/cache/put", json!({"key": 5, "value": 1})),
-        post("key is null", "/cache/put", json!({"key": null, "value": 1})),
-        post("key is an array", "/cache/put", json!({"key": ["a"], "value": 1})),
-        post("key empty", "/cache/put", json!({"key": "", "value": 1})),
-        post("key of 257 bytes", "/cache/put", json!({"key": long, "value": 1})),
-        post("key of 129 characters, 258 bytes", "/cache/put", json!({"key": long_in_bytes, "value": 1})),
-        post("value missing", "/cache/put", json!({"key": "bad-no-value"})),
-        post("body is an array", "/cache/put", json!([{"key": "bad-array", "value": 1}])),
-        raw("truncated JSON", "/cache/put", r#"{"key": "bad-truncated", "value": "#.into()),
-        raw("empty body", "/cache/put", String::new()),
-        raw("not JSON", "/cache/put", "key=bad&value=1".into()),
-        post(
+        Case::post("key missing", "/cache/put", json!({"value": 1})),
+        Case::post("key is a number", "/cache/put", json!({"key": 5, "value": 1})),
+        Case::post("key is null", "/cache/put", json!({"key": null, "value": 1})),
+        Case::post("key is an array", "/cache/put", json!({"key": ["a"], "value": 1})),
+        Case::post("key empty", "/cache/put", json!({"key": "", "value": 1})),
+        Case::post("key of 257 bytes", "/cache/put", json!({"key": long, "value": 1})),
+        Case::post("key of 129 characters, 258 bytes", "/cache/put", json!({"key": long_in_bytes, "value": 1})),
+        Case::post("value missing", "/cache/put", json!({"key": "bad-no-value"})),
+        Case::post("body is an array", "/cache/put", json!([{"key": "bad-array", "value": 1}])),
+        Case::raw("truncated JSON", "/cache/put", r#"{"key": "bad-truncated", "value": "#.into()),
+        Case::raw("empty body", "/cache/put", String::new()),
+        Case::raw("not JSON", "/cache/put", "key=bad&value=1".into()),
+        Case::post(
             &format!("value of {} bytes encoded", VALUE_BYTES_MAX + 1),
             "/cache/put",
             json!({"key": "bad-big", "value": "v".repeat(VALUE_BYTES_MAX - 1)}),
         )
         .answer(413, "too_large"),
-        post(
+        Case::post(
             "object value above the limit",
             "/cache/put",
             json!({"key": "bad-big", "value": {"a": "w".repeat(4 * VALUE_BYTES_MAX)}}),
         )
         .answer(413, "too_large"),
-        get("key missing", "/cache/get".into(), 400, "bad_request"),
-        get("key empty", "/cache/get?key=".into(), 400, "bad_request"),
-        get("key of 257 bytes", format!("/cache/get?key={long}"), 400, "bad_request"),
-        get(
+        Case::get("key missing", "/cache/get".into(), 400, "bad_request"),
+        Case::get("key empty", "/cache/get?key=".into(), 400, "bad_request"),
+        Case::get("key of 257 bytes", format!("/cache/get?key={long}"), 400, "bad_request"),
+        Case::get(
             "key of 258 bytes in 129 characters",
             format!("/cache/get?key={}", encode_query(&long_in_bytes)),
             400,
             "bad_request",
         ),
-        get("unknown key", format!("/cache/get?key={UNKNOWN}"), 404, "not_found"),
-        get("unknown cache route", "/cache/no_such_thing".into(), 404, "not_found"),
-        get("GET on a POST route", "/cache/put".into(), 404, "not_found"),
+        Case::get("unknown key", format!("/cache/get?key={UNKNOWN}"), 404, "not_found"),
+        Case::get("unknown cache route", "/cache/no_such_thing".into(), 404, "not_found"),
+        Case::get("GET on a POST route", "/cache/put".into(), 404, "not_found"),
     ];
     for path in ["/cache/invalidate", "/cache/delete"] {
         cases.extend([
-            post("key missing", path, json!({})),
-            post("key is a number", path, json!({"key": 7})),
-            post("key empty", path, json!({"key": ""})),
-            post("key of 257 bytes", path, json!({"key": long})),
-            raw("truncated JSON", path, r#"{"key": "#.into()),
-            raw("not JSON", path, "key=x".into()),
-            post("unknown key", path, json!({"key": UNKNOWN})).answer(404, "not_found"),
+            Case::post("key missing", path, json!({})),
+            Case::post("key is a number", path, json!({"key": 7})),
+            Case::post("key empty", path, json!({"key": ""})),
+            Case::post("key of 257 bytes", path, json!({"key": long})),
+            Case::raw("truncated JSON", path, r#"{"key": "#.into()),
+            Case::raw("not JSON", path, "key=x".into()),
+            Case::post("unknown key", path, json!({"key": UNKNOWN})).answer(404, "not_found"),
         ]);
     }
     cases
@@ -117,17 +84,7 @@ async fn bad_cache_requests_get_contract_errors_and_change_nothing() {
     for id in [nodes.a, nodes.leader] {
         let role = if id == nodes.leader { "leader" } else { "follower" };
         for case in cases() {
-            let shown = if case.path.len() > 80 { format!("{}...", &case.path[..60]) } else { case.path.clone() };
-            let context = format!("{} {shown} ({}) on node{id} ({role})", case.method, case.what);
-            let reply = match case.method {
-                "GET" => cluster.get(id, &case.path).await,
-                _ => cluster.post_bytes(id, &case.path, Some("application/json"), case.body.clone()).await,
-            }
-            .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_contract_error(&reply, case.status, case.code, &context);
-            if let Err(e) = cluster.health(id).await {
-                panic!("node{id} stopped serving /health after {context}: {e}");
-            }
+            case.expect_rejected(&cluster, id, role).await;
         }
     }
     // Nothing was created, and the existing key is unchanged.

@@ -16,6 +16,8 @@
 //!   with given labels) and the Prometheus text. Topic binaries add their
 //!   own route helpers as `impl Api` blocks in their own modules (e.g.
 //!   `locks/client.rs`, `queues/client.rs`).
+//! - [`bad_input`]: bad requests, their contract errors, and the check that
+//!   a node rejects each and keeps serving.
 //! - [`poll`]: re-check a condition until a deadline; never a fixed sleep.
 //! - [`ports`]: free TCP ports that cannot collide with the nodes' own
 //!   outgoing connections.
@@ -29,6 +31,7 @@
 //! talk to the `/internal/` routes, or mock anything.
 
 pub mod api;
+pub mod bad_input;
 pub mod cluster;
 pub mod fields;
 pub mod node;

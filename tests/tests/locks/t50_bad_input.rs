@@ -11,36 +11,12 @@
 use serde_json::{json, Value};
 
 use crate::client::Acquire;
+use crate::common::bad_input::Case;
 use crate::common::fields::encode_query;
-use crate::common::{assert_contract_error, Cluster, ClusterOptions};
+use crate::common::{Cluster, ClusterOptions};
 
 /// The longest name the contract allows, in bytes.
 const NAME_BYTES_MAX: usize = 256;
-
-/// A bad request and the contract's answer to it.
-struct Case {
-    what: String,
-    method: &'static str,
-    path: String,
-    /// Raw body bytes (may be malformed JSON).
-    body: String,
-    status: u16,
-    code: &'static str,
-}
-
-impl Case {
-    fn post(what: &str, path: &str, body: Value) -> Case {
-        Case::raw(what, path, body.to_string())
-    }
-
-    fn raw(what: &str, path: &str, body: String) -> Case {
-        Case { what: what.into(), method: "POST", path: path.into(), body, status: 400, code: "bad_request" }
-    }
-
-    fn get(what: &str, path: String, status: u16, code: &'static str) -> Case {
-        Case { what: what.into(), method: "GET", path, body: String::new(), status, code }
-    }
-}
 
 fn cases() -> Vec<Case> {
     let long = "x".repeat(NAME_BYTES_MAX + 44);
@@ -108,16 +84,7 @@ async fn bad_lock_requests_get_contract_4xx_errors_and_change_nothing() {
     for id in [follower, leader] {
         let role = if id == leader { "leader" } else { "follower" };
         for case in cases() {
-            let context = format!("{} {} ({}) on node{id} ({role})", case.method, shown(&case.path), case.what);
-            let reply = match case.method {
-                "GET" => cluster.get(id, &case.path).await,
-                _ => cluster.post_bytes(id, &case.path, Some("application/json"), case.body.into_bytes()).await,
-            }
-            .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_contract_error(&reply, case.status, case.code, &context);
-            if let Err(e) = cluster.health(id).await {
-                panic!("node{id} stopped serving /health after {context}: {e}");
-            }
+            case.expect_rejected(&cluster, id, role).await;
         }
         // Nothing was taken or queued by any of them.
         let held = cluster.held_locks(id, None).await.unwrap_or_else(|e| panic!("{e}"));
@@ -158,13 +125,4 @@ async fn limits_are_inclusive(cluster: &Cluster, follower: u64, leader: u64) {
     let reply = cluster.post(leader, "/locks/acquire", &body).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reply.status, 200, "acquire with an unknown field: {reply}");
     cluster.release_expect(follower, "limits:extra", "limits-owner", true).await;
-}
-
-/// A path cut for failure messages (300-byte names).
-fn shown(path: &str) -> String {
-    if path.len() <= 80 {
-        path.to_owned()
-    } else {
-        format!("{}...({} bytes)", &path[..60], path.len())
-    }
 }

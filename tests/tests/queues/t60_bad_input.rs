@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::client::{ids_of, Consume, Stats};
+use crate::common::bad_input::Case;
 use crate::common::fields::encode_query;
 use crate::common::raw_http::post_raw;
 use crate::common::{assert_contract_error, Cluster, ClusterOptions};
@@ -42,42 +43,6 @@ const NEVER: &str = "bad.never";
 
 /// A well-formed id that no message has.
 const UNKNOWN_ID: &str = "0123456789abcdef01234567";
-
-/// A bad request and the contract's answer to it.
-struct Case {
-    what: String,
-    method: &'static str,
-    path: String,
-    /// Raw body bytes (may be malformed JSON).
-    body: Vec<u8>,
-    status: u16,
-    code: &'static str,
-}
-
-impl Case {
-    fn post(what: &str, path: &str, body: Value) -> Case {
-        Case::raw(what, path, body.to_string())
-    }
-
-    fn raw(what: &str, path: &str, body: String) -> Case {
-        Case {
-            what: what.into(),
-            method: "POST",
-            path: path.into(),
-            body: body.into_bytes(),
-            status: 400,
-            code: "bad_request",
-        }
-    }
-
-    fn get(what: &str, path: String, status: u16, code: &'static str) -> Case {
-        Case { what: what.into(), method: "GET", path, body: Vec::new(), status, code }
-    }
-
-    fn answer(self, status: u16, code: &'static str) -> Case {
-        Case { status, code, ..self }
-    }
-}
 
 /// The bad requests; `leased` is the id of a message of `Q` in flight.
 fn cases(leased: &str) -> Vec<Case> {
@@ -189,14 +154,7 @@ async fn bad_queue_requests_get_contract_4xx_errors_and_change_nothing() {
     for id in [follower, leader] {
         let role = if id == leader { "leader" } else { "follower" };
         for case in cases(&ids[0]) {
-            let context = format!("{} {} ({}) on node{id} ({role})", case.method, shown(&case.path), case.what);
-            let reply = match case.method {
-                "GET" => cluster.get(id, &case.path).await,
-                _ => cluster.post_bytes(id, &case.path, Some("application/json"), case.body.clone()).await,
-            }
-            .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_contract_error(&reply, case.status, case.code, &context);
-            still_serving(&cluster, id, &context).await;
+            case.expect_rejected(&cluster, id, role).await;
         }
         oversized(&cluster, id, role).await;
         unchanged(&cluster, id, &before, &format!("after the bad requests on node{id} ({role})")).await;
@@ -303,14 +261,5 @@ async fn limits_are_inclusive(cluster: &Cluster, follower: u64, leader: u64) {
 async fn still_serving(cluster: &Cluster, id: u64, context: &str) {
     if let Err(e) = cluster.health(id).await {
         panic!("node{id} stopped serving /health after {context}: {e}");
-    }
-}
-
-/// A path cut for failure messages (long names).
-fn shown(path: &str) -> String {
-    if path.len() <= 80 {
-        path.to_owned()
-    } else {
-        format!("{}...({} bytes)", &path[..60], path.len())
     }
 }
