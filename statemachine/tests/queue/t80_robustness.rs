@@ -8,7 +8,7 @@ use dsync_statemachine::queue::EXPIRED_PER_ENTRY_MAX;
 use dsync_statemachine::store::DiscardStore;
 use dsync_statemachine::{Command, MemStore, Request, Response, State, Store};
 
-use crate::damage::one_record_damaged;
+use crate::damage::{junk_keys_and_flipped_values, one_record_damaged};
 
 use crate::common::*;
 
@@ -105,14 +105,10 @@ fn no_store_content_makes_apply_panic() {
         // Each record alone: truncated, extended, emptied, missing, swapped.
         one_record_damaged(&clean).into_iter().for_each(survive);
         // Keys of the queue space that decode as nothing, and every value flipped.
-        let mut store = clean.clone();
-        for junk in [&b"q"[..], b"qt", b"qt\x00\x00\x00\x00\x00\x00\x00\x01", b"qm\x00", b"qr\x00\x01", b"qz"] {
-            store.put(junk, vec![1, 2, 3]);
-        }
-        for value in store.entries.values_mut() {
-            value.iter_mut().for_each(|byte| *byte ^= 0x5A);
-        }
-        survive(store);
+        survive(junk_keys_and_flipped_values(
+            &clean,
+            &[&b"q"[..], b"qt", b"qt\x00\x00\x00\x00\x00\x00\x00\x01", b"qm\x00", b"qr\x00\x01", b"qz"],
+        ));
     }
 }
 

@@ -28,3 +28,16 @@ pub fn one_record_damaged(clean: &MemStore) -> Vec<MemStore> {
     }
     damaged
 }
+
+/// `clean` plus `junk` keys (of the keyspace under test, decoding as
+/// nothing) holding three bytes, with every value's bits flipped.
+pub fn junk_keys_and_flipped_values(clean: &MemStore, junk: &[&[u8]]) -> MemStore {
+    let mut store = clean.clone();
+    for key in junk {
+        store.put(key, vec![1, 2, 3]);
+    }
+    for value in store.entries.values_mut() {
+        value.iter_mut().for_each(|byte| *byte ^= 0x5A);
+    }
+    store
+}
